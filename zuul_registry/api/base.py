@@ -1,0 +1,126 @@
+"""What every handler shares: parsing names, digests and bodies."""
+
+import re
+
+from aiohttp import web
+
+from zuul_registry import oci
+from zuul_registry.api import errors
+
+STORAGE = web.AppKey('storage', object)
+CONFIG = web.AppKey('config', object)
+
+#: Request bodies are handed to storage in pieces of this size.
+BODY_BLOCK_SIZE = 1024 * 1024
+
+
+def storage(request):
+    return request.app[STORAGE]
+
+
+def repository(request):
+    """The Repository the URL names; NAME_INVALID if it is malformed."""
+    try:
+        return storage(request).namespaces.resolve(
+            request.match_info['name'])
+    except oci.GrammarError as e:
+        raise errors.NameInvalid(str(e)) from None
+
+
+def digest(text):
+    try:
+        return oci.Digest.parse(text)
+    except oci.GrammarError as e:
+        raise errors.DigestInvalid(str(e)) from None
+
+
+def reference(request):
+    """A manifest reference from the URL: a tag or a digest."""
+    ref = request.match_info['reference']
+    if oci.is_digest(ref):
+        return str(digest(ref))
+    try:
+        return oci.check_tag(ref)
+    except oci.GrammarError as e:
+        raise errors.ManifestInvalid(str(e)) if request.method == 'PUT' \
+            else errors.ManifestUnknown(str(e)) from None
+
+
+def upload_id(request):
+    try:
+        return oci.check_upload_id(request.match_info['upload_id'])
+    except oci.GrammarError:
+        raise errors.BlobUploadUnknown('invalid upload id') from None
+
+
+async def body_blocks(request, block_size=BODY_BLOCK_SIZE):
+    """Yield the request body in blocks of about `block_size` bytes.
+
+    Large blocks keep per-write overhead in the driver low; memory stays
+    bounded by one block whatever the body's size.
+    """
+    pending = []
+    pending_size = 0
+    while True:
+        data = await request.content.readany()
+        if not data:
+            break
+        pending.append(data)
+        pending_size += len(data)
+        if pending_size >= block_size:
+            yield b''.join(pending)
+            pending = []
+            pending_size = 0
+    if pending:
+        yield b''.join(pending)
+
+
+async def read_capped(request, limit):
+    """The whole body, for manifests; 413 beyond `limit` bytes."""
+    if request.content_length is not None and request.content_length > limit:
+        raise errors.TooLarge('body exceeds %d bytes' % limit)
+    chunks = []
+    size = 0
+    async for data in request.content.iter_chunked(64 * 1024):
+        size += len(data)
+        if size > limit:
+            raise errors.TooLarge('body exceeds %d bytes' % limit)
+        chunks.append(data)
+    return b''.join(chunks)
+
+
+_RANGE_RE = re.compile(r'bytes=(\d*)-(\d*)')
+
+
+def byte_range(header, size):
+    """(start, length) of a single-range Range header, or None for all.
+
+    An unsatisfiable range raises RangeInvalid with `Content-Range:
+    bytes */SIZE`, as RFC 9110 wants.  Multiple ranges are answered with
+    the whole blob, which the RFC allows.
+    """
+    if not header:
+        return None
+    match = _RANGE_RE.fullmatch(header.strip())
+    if not match:
+        return None
+    first, last = match.groups()
+    if first:
+        start = int(first)
+        end = int(last) if last else size - 1
+    elif last:
+        start = max(size - int(last), 0)
+        end = size - 1
+    else:
+        return None
+    end = min(end, size - 1)
+    if start >= size or end < start:
+        raise errors.RangeInvalid(
+            'range %s not satisfiable for %d bytes' % (header, size),
+            headers={'Content-Range': 'bytes */%d' % size})
+    return start, end - start + 1
+
+
+async def api_version(request):
+    """GET /v2/: the API base; 200 says this is a v2 registry."""
+    return web.json_response({})

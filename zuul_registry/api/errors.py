@@ -1,0 +1,137 @@
+"""OCI error codes as exceptions, and the middleware that renders them.
+
+Handlers (and storage) raise; `error_middleware` turns every failure into
+the spec's body ``{"errors": [{"code", "message", "detail"}]}`` with the
+code's status.  Anything unexpected becomes 500 UNKNOWN, logged with its
+traceback.
+"""
+
+import json
+import logging
+
+from aiohttp import web
+
+from zuul_registry import oci
+from zuul_registry.storage import errors as storage_errors
+
+log = logging.getLogger('zuul_registry.api.errors')
+
+
+class RegistryError(Exception):
+    code = 'UNKNOWN'
+    status = 500
+    message = 'unknown error'
+
+    def __init__(self, detail=None, *, headers=None):
+        super().__init__(detail or self.message)
+        self.detail = detail
+        self.headers = headers or {}
+
+    def body(self):
+        error = {'code': self.code, 'message': self.message}
+        if self.detail is not None:
+            error['detail'] = self.detail
+        return {'errors': [error]}
+
+
+def _error(code, status, message):
+    return type(code.title().replace('_', ''), (RegistryError,),
+                {'code': code, 'status': status, 'message': message})
+
+
+BlobUnknown = _error('BLOB_UNKNOWN', 404, 'blob unknown to registry')
+BlobUploadInvalid = _error('BLOB_UPLOAD_INVALID', 400, 'blob upload invalid')
+BlobUploadUnknown = _error('BLOB_UPLOAD_UNKNOWN', 404,
+                           'blob upload unknown to registry')
+DigestInvalid = _error('DIGEST_INVALID', 400,
+                       'provided digest did not match uploaded content')
+ManifestBlobUnknown = _error('MANIFEST_BLOB_UNKNOWN', 400,
+                             'manifest references a blob unknown to registry')
+ManifestInvalid = _error('MANIFEST_INVALID', 400, 'manifest invalid')
+ManifestUnknown = _error('MANIFEST_UNKNOWN', 404, 'manifest unknown')
+NameInvalid = _error('NAME_INVALID', 400, 'invalid repository name')
+NameUnknown = _error('NAME_UNKNOWN', 404,
+                     'repository name not known to registry')
+SizeInvalid = _error('SIZE_INVALID', 400,
+                     'provided length did not match content length')
+Unauthorized = _error('UNAUTHORIZED', 401, 'authentication required')
+Denied = _error('DENIED', 403, 'requested access to the resource is denied')
+Unsupported = _error('UNSUPPORTED', 405, 'the operation is unsupported')
+NotFound = _error('UNSUPPORTED', 404, 'no such endpoint')
+TagInvalid = _error('TAG_INVALID', 400, 'manifest tag did not match URI')
+TooLarge = _error('SIZE_INVALID', 413, 'request body too large')
+
+
+class RangeInvalid(RegistryError):
+    """416: a chunk that does not start where the upload ends."""
+    code = 'BLOB_UPLOAD_INVALID'
+    status = 416
+    message = 'requested range not satisfiable'
+
+
+# Storage raises these without knowing HTTP; map them once, here.
+_STORAGE_ERRORS = {
+    storage_errors.BlobUnknown: BlobUnknown,
+    storage_errors.UploadUnknown: BlobUploadUnknown,
+    storage_errors.ManifestUnknown: ManifestUnknown,
+    storage_errors.NameUnknown: NameUnknown,
+    storage_errors.DigestMismatch: DigestInvalid,
+    storage_errors.UploadOffsetMismatch: RangeInvalid,
+    storage_errors.ManifestInvalid: ManifestInvalid,
+    storage_errors.ManifestBlobUnknown: ManifestBlobUnknown,
+    storage_errors.SizeInvalid: SizeInvalid,
+}
+
+
+def to_registry_error(exc):
+    cls = _STORAGE_ERRORS.get(type(exc))
+    if cls is None:
+        return None
+    headers = {}
+    if isinstance(exc, storage_errors.UploadOffsetMismatch):
+        # Tell the client where the upload really ends.
+        headers['Range'] = '0-%d' % max(exc.size - 1, 0)
+    return cls(str(exc), headers=headers)
+
+
+def render(error):
+    return web.Response(
+        status=error.status,
+        text=json.dumps(error.body()),
+        content_type='application/json',
+        headers=error.headers)
+
+
+@web.middleware
+async def error_middleware(request, handler):
+    try:
+        response = await handler(request)
+    except RegistryError as error:
+        response = render(error)
+    except storage_errors.StorageError as exc:
+        error = to_registry_error(exc)
+        if error is None:
+            log.exception('Storage failure on %s %s', request.method,
+                          request.path)
+            error = RegistryError('storage failure')
+        response = render(error)
+    except web.HTTPMethodNotAllowed as exc:
+        response = render(Unsupported(
+            'method %s not allowed; allowed: %s' % (
+                request.method, ', '.join(sorted(exc.allowed_methods)))))
+    except web.HTTPNotFound:
+        response = render(NotFound('no endpoint at %s' % request.path))
+    except web.HTTPException:
+        raise
+    except ConnectionResetError:
+        raise
+    except Exception:
+        log.exception('Unexpected failure on %s %s', request.method,
+                      request.path)
+        response = render(RegistryError('internal error; see server log'))
+    return response
+
+
+async def add_api_version(request, response):
+    """on_response_prepare hook: every answer names the API version."""
+    response.headers[oci.API_VERSION_HEADER] = oci.API_VERSION

@@ -1,0 +1,119 @@
+"""Blob uploads: POST, PATCH, PUT, GET and DELETE on upload sessions."""
+
+import re
+
+from aiohttp import web
+
+from zuul_registry import oci
+from zuul_registry.api import base, errors
+from zuul_registry.storage import errors as storage_errors
+
+_CONTENT_RANGE_RE = re.compile(r'(?:bytes[ =])?(\d+)-(\d+)(?:/\d+|/\*)?')
+
+
+def _upload_url(repository_name, upload_id):
+    return '/v2/%s/blobs/uploads/%s' % (repository_name, upload_id)
+
+
+def _progress(request, upload_id, size, *, status=202):
+    """The answer that tells a client where an upload stands."""
+    return web.Response(status=status, headers={
+        'Location': _upload_url(request.match_info['name'], upload_id),
+        'Range': '0-%d' % max(size - 1, 0),
+        oci.UPLOAD_UUID_HEADER: upload_id,
+        'Content-Length': '0',
+    })
+
+
+def _created(request, digest):
+    return web.Response(status=201, headers={
+        'Location': '/v2/%s/blobs/%s' % (request.match_info['name'], digest),
+        oci.CONTENT_DIGEST_HEADER: str(digest),
+        'Content-Length': '0',
+    })
+
+
+async def start_upload(request):
+    """POST: a new session, a monolithic upload, or a mount."""
+    repository = base.repository(request)
+    storage = base.storage(request)
+    query = request.query
+    if 'mount' in query:
+        digest = base.digest(query['mount'])
+        if await _mount(storage, repository, digest, query.get('from')):
+            return _created(request, digest)
+    upload_id = await storage.uploads.start(repository)
+    if 'digest' in query:
+        digest = base.digest(query['digest'])
+        await storage.uploads.complete(repository, upload_id, digest,
+                                       base.body_blocks(request))
+        return _created(request, digest)
+    return _progress(request, upload_id, 0)
+
+
+async def _mount(storage, repository, digest, source_name):
+    """Link a blob from `source_name` (or anywhere in the namespace)."""
+    if source_name:
+        try:
+            source = storage.namespaces.resolve(source_name)
+        except oci.GrammarError:
+            return False
+        if source.namespace != repository.namespace:
+            return False
+        try:
+            await storage.blobs.size_in(source, digest)
+        except storage_errors.BlobUnknown:
+            return False
+    elif await storage.blobs.stat(repository.namespace, digest) is None:
+        return False
+    await storage.blobs.link(repository, digest)
+    return True
+
+
+async def patch_upload(request):
+    """PATCH: append a chunk, streamed or with Content-Range."""
+    repository = base.repository(request)
+    upload_id = base.upload_id(request)
+    offset = None
+    content_range = request.headers.get('Content-Range')
+    if content_range:
+        match = _CONTENT_RANGE_RE.fullmatch(content_range.strip())
+        if not match:
+            raise errors.RangeInvalid('malformed Content-Range %r'
+                                      % content_range[:100])
+        offset, last = int(match.group(1)), int(match.group(2))
+        length = request.content_length
+        if last < offset or (length is not None
+                             and length != last - offset + 1):
+            raise errors.RangeInvalid(
+                'Content-Range %s does not match Content-Length %s'
+                % (content_range, length))
+    size = await base.storage(request).uploads.append(
+        repository, upload_id, base.body_blocks(request), offset=offset)
+    return _progress(request, upload_id, size)
+
+
+async def finish_upload(request):
+    """PUT ?digest=: the optional last chunk, then verify and publish."""
+    repository = base.repository(request)
+    upload_id = base.upload_id(request)
+    if 'digest' not in request.query:
+        raise errors.DigestInvalid('digest query parameter required')
+    digest = base.digest(request.query['digest'])
+    await base.storage(request).uploads.complete(
+        repository, upload_id, digest, base.body_blocks(request))
+    return _created(request, digest)
+
+
+async def upload_status(request):
+    repository = base.repository(request)
+    upload_id = base.upload_id(request)
+    size = await base.storage(request).uploads.size(repository, upload_id)
+    return _progress(request, upload_id, size, status=204)
+
+
+async def cancel_upload(request):
+    repository = base.repository(request)
+    upload_id = base.upload_id(request)
+    await base.storage(request).uploads.cancel(repository, upload_id)
+    return web.Response(status=204)

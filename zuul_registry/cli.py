@@ -1,0 +1,105 @@
+"""zuul-registry [-c FILE] [-d] serve | check-config."""
+
+import argparse
+import logging
+import ssl
+import sys
+
+from zuul_registry import config as config_module
+
+log = logging.getLogger('zuul_registry.cli')
+
+
+def _parser():
+    parser = argparse.ArgumentParser(
+        prog='zuul-registry',
+        description='A container image registry built for CI.')
+    parser.add_argument(
+        '-c', '--config', metavar='FILE',
+        help='configuration file; without it, serve runs on an embedded '
+             'default (plain HTTP on 127.0.0.1:5000, anonymous push and '
+             'pull, storage in ./zuul-registry-data)')
+    parser.add_argument('-d', '--debug', action='store_true',
+                        help='debug logging, including every request')
+    commands = parser.add_subparsers(dest='command', metavar='COMMAND')
+    commands.required = True
+    commands.add_parser('serve', help='run the registry')
+    commands.add_parser('check-config',
+                        help='validate the configuration file and exit')
+    return parser
+
+
+def _setup_logging(*, debug):
+    logging.basicConfig(
+        level=logging.DEBUG if debug else logging.INFO,
+        format='%(asctime)s %(levelname)s %(name)s: %(message)s')
+    if not debug:
+        logging.getLogger('aiohttp.access').setLevel(logging.WARNING)
+
+
+def _load(path):
+    try:
+        return config_module.load_config(path)
+    except config_module.ConfigError as e:
+        sys.stderr.write('%s: invalid configuration:\n' % path)
+        for problem in e.problems:
+            sys.stderr.write('  %s\n' % problem)
+        sys.exit(1)
+
+
+def ssl_context(config):
+    """A server context for TLS 1.2+, or None for plain HTTP."""
+    if not config.tls_cert:
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    try:
+        context.load_cert_chain(config.tls_cert, config.tls_key)
+    except FileNotFoundError as e:
+        raise SystemExit('cannot read TLS file %s: %s'
+                         % (e.filename, e.strerror))
+    except PermissionError as e:
+        raise SystemExit('cannot read TLS file %s: %s'
+                         % (e.filename, e.strerror))
+    except ssl.SSLError as e:
+        raise SystemExit('cannot use TLS certificate %s with key %s: %s '
+                         '(does the key match the certificate?)'
+                         % (config.tls_cert, config.tls_key, e.reason or e))
+    return context
+
+
+def check_config(args):
+    if not args.config:
+        sys.exit('check-config needs -c FILE')
+    config = _load(args.config)
+    print('%s: OK: %s' % (args.config, config_module.describe(config)))
+
+
+def serve(args):
+    from aiohttp import web
+
+    from zuul_registry.app import make_app
+
+    if args.config:
+        config = _load(args.config)
+        log.info('Configuration %s: %s', args.config,
+                 config_module.describe(config))
+    else:
+        config = config_module.default_config()
+        log.info('No configuration file given; embedded default: %s',
+                 config_module.describe(config))
+    if config.users:
+        # Refuse rather than serve users' data without checking them.
+        sys.exit('users are configured, but authentication is not '
+                 'implemented yet in this version; remove users to run an '
+                 'anonymous registry on a loopback address')
+    context = ssl_context(config)
+    web.run_app(make_app(config), host=config.address, port=config.port,
+                ssl_context=context, print=None,
+                access_log=logging.getLogger('aiohttp.access'))
+
+
+def main(argv=None):
+    args = _parser().parse_args(argv)
+    _setup_logging(debug=args.debug)
+    {'serve': serve, 'check-config': check_config}[args.command](args)

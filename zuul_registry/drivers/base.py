@@ -1,0 +1,155 @@
+"""The storage driver contract: bytes under slash-separated paths.
+
+Drivers know nothing of digests, manifests or repositories.  A path is a
+string of components joined by "/"; every public method checks it here,
+once, so a driver implementation never sees "..", an absolute path, an
+empty component or a component starting with "." (drivers keep their
+private scratch space under such names).
+
+Semantics every driver keeps (the contract suite in tests/drivers checks
+them):
+
+* An object is visible completely or not at all: `put`, `write` and
+  `concat` create it under a private name and publish it atomically.  A
+  crash at any moment leaves either the old state or the new one.
+* Paths form a tree.  `delete("a")` removes the object "a" and everything
+  under "a/", and never touches "ab".  `list("a")` names the immediate
+  children of "a/" (objects and sub-trees), sorted; a missing path lists
+  empty.
+* Missing objects raise `ObjectNotFound` from `get`, `read` and `move`;
+  `stat` answers None; `delete` of a missing path is not an error.
+"""
+
+import abc
+import re
+from typing import AsyncIterable, AsyncIterator, NamedTuple, Optional
+
+_COMPONENT_RE = re.compile(r'[A-Za-z0-9_][A-Za-z0-9_.:+=-]*')
+MAX_PATH_LENGTH = 1024
+
+
+class DriverError(Exception):
+    pass
+
+
+class ObjectNotFound(DriverError):
+    pass
+
+
+class AlreadyExists(DriverError):
+    pass
+
+
+class InvalidPath(DriverError):
+    pass
+
+
+class Stat(NamedTuple):
+    size: int
+    mtime: float
+
+
+def check_path(path):
+    """Return `path` if every component is safe; raise InvalidPath."""
+    if not isinstance(path, str) or len(path) > MAX_PATH_LENGTH:
+        raise InvalidPath('invalid storage path')
+    for component in path.split('/'):
+        if not _COMPONENT_RE.fullmatch(component):
+            raise InvalidPath('invalid storage path component %r'
+                              % component[:100])
+    return path
+
+
+class Driver(abc.ABC):
+    """Async storage of byte objects.  Public methods validate paths."""
+
+    #: Size of the pieces `read` yields unless told otherwise.
+    read_chunk_size = 1024 * 1024
+
+    async def stat(self, path) -> Optional[Stat]:
+        """Size and modification time of the object, or None."""
+        return await self._stat(check_path(path))
+
+    async def get(self, path) -> bytes:
+        """The whole object; for small objects only (links, manifests)."""
+        return await self._get(check_path(path))
+
+    async def put(self, path, data: bytes):
+        """Create or replace a small object atomically."""
+        await self._put(check_path(path), data)
+
+    async def write(self, path, chunks: AsyncIterable[bytes], *,
+                    exclusive=False) -> int:
+        """Stream `chunks` into a new object; return its size.
+
+        The object appears only once every chunk is stored.  If `chunks`
+        raises, nothing appears and the error propagates.  With
+        `exclusive`, an existing object is left alone and AlreadyExists
+        is raised.
+        """
+        return await self._write(check_path(path), chunks,
+                                 exclusive=exclusive)
+
+    async def concat(self, path, parts):
+        """Atomically create or replace `path` with `parts` joined.
+
+        The parts are left in place; the caller deletes them.
+        """
+        await self._concat(check_path(path),
+                           [check_path(part) for part in parts])
+
+    def read(self, path, *, offset=0, length=None,
+             chunk_size=None) -> AsyncIterator[bytes]:
+        """Yield the object's bytes from `offset`, at most `length`."""
+        return self._read(check_path(path), offset=offset, length=length,
+                          chunk_size=chunk_size or self.read_chunk_size)
+
+    def local_file(self, path) -> Optional[str]:
+        """A local file name holding the object, for sendfile; or None."""
+        return self._local_file(check_path(path))
+
+    async def move(self, src, dst):
+        """Atomically rename the object `src` to `dst`, replacing it."""
+        await self._move(check_path(src), check_path(dst))
+
+    async def delete(self, path):
+        """Remove the object and everything under `path` + "/"."""
+        await self._delete(check_path(path))
+
+    async def list(self, path) -> list:
+        """Sorted names of the immediate children of `path`."""
+        return await self._list(check_path(path))
+
+    async def close(self):
+        """Release resources; the driver is not used afterwards."""
+
+    # Implementations.
+    @abc.abstractmethod
+    async def _stat(self, path): ...
+
+    @abc.abstractmethod
+    async def _get(self, path): ...
+
+    @abc.abstractmethod
+    async def _put(self, path, data): ...
+
+    @abc.abstractmethod
+    async def _write(self, path, chunks, *, exclusive): ...
+
+    @abc.abstractmethod
+    async def _concat(self, path, parts): ...
+
+    @abc.abstractmethod
+    def _read(self, path, *, offset, length, chunk_size): ...
+
+    def _local_file(self, path):
+        return None
+
+    @abc.abstractmethod
+    async def _move(self, src, dst): ...
+
+    @abc.abstractmethod
+    async def _delete(self, path): ...
+
+    @abc.abstractmethod
+    async def _list(self, path): ...

@@ -1,0 +1,237 @@
+"""Filesystem driver: objects are files under a root directory.
+
+New objects are written under ROOT/.tmp and published with link() or
+rename(), which are atomic on one filesystem; file data is fsynced first,
+so even after a machine crash a published object is never truncated.
+Blocking calls run in the driver's own thread pool.
+"""
+
+import asyncio
+import concurrent.futures
+import errno
+import logging
+import os
+import shutil
+import time
+import uuid
+
+from zuul_registry.drivers import base
+
+log = logging.getLogger('zuul_registry.drivers.filesystem')
+
+_TMP_DIR = '.tmp'
+# Scratch files older than this are left over from a crash.
+_STALE_TMP_SECONDS = 3600
+
+
+class FilesystemDriver(base.Driver):
+
+    def __init__(self, root, *, threads=16, fsync=True):
+        self.root = os.path.abspath(root)
+        self.tmp = os.path.join(self.root, _TMP_DIR)
+        self.fsync = fsync
+        os.makedirs(self.tmp, exist_ok=True)
+        self._remove_stale_tmp()
+        self._pool = concurrent.futures.ThreadPoolExecutor(
+            max_workers=threads, thread_name_prefix='fs-driver')
+
+    def _run(self, func, *args):
+        loop = asyncio.get_running_loop()
+        return loop.run_in_executor(self._pool, func, *args)
+
+    def _full(self, path):
+        return os.path.join(self.root, *path.split('/'))
+
+    def _new_tmp(self):
+        return os.path.join(self.tmp, uuid.uuid4().hex)
+
+    def _remove_stale_tmp(self):
+        cutoff = time.time() - _STALE_TMP_SECONDS
+        for entry in os.scandir(self.tmp):
+            try:
+                if entry.stat().st_mtime < cutoff:
+                    os.unlink(entry.path)
+            except FileNotFoundError:
+                pass
+
+    async def close(self):
+        self._pool.shutdown(wait=True)
+
+    # -- implementation ---------------------------------------------------
+
+    async def _stat(self, path):
+        return await self._run(self._stat_sync, self._full(path))
+
+    @staticmethod
+    def _stat_sync(full):
+        try:
+            st = os.stat(full)
+        except (FileNotFoundError, NotADirectoryError):
+            return None
+        return base.Stat(size=st.st_size, mtime=st.st_mtime)
+
+    async def _get(self, path):
+        return await self._run(self._get_sync, self._full(path))
+
+    @staticmethod
+    def _get_sync(full):
+        try:
+            with open(full, 'rb') as f:
+                return f.read()
+        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+            raise base.ObjectNotFound(full) from None
+
+    async def _put(self, path, data):
+        await self._run(self._put_sync, self._full(path), data)
+
+    def _put_sync(self, full, data):
+        tmp = self._new_tmp()
+        try:
+            with open(tmp, 'wb') as f:
+                f.write(data)
+                self._sync(f)
+            self._publish(tmp, full, exclusive=False)
+        finally:
+            _unlink_quietly(tmp)
+
+    async def _write(self, path, chunks, *, exclusive):
+        full = self._full(path)
+        tmp = self._new_tmp()
+        f = await self._run(open, tmp, 'wb')
+        try:
+            size = 0
+            async for chunk in chunks:
+                await self._run(f.write, chunk)
+                size += len(chunk)
+            await self._run(self._sync, f)
+            await self._run(f.close)
+            await self._run(self._publish, tmp, full, exclusive)
+            return size
+        finally:
+            f.close()
+            await self._run(_unlink_quietly, tmp)
+
+    async def _concat(self, path, parts):
+        await self._run(self._concat_sync, self._full(path),
+                        [self._full(part) for part in parts])
+
+    def _concat_sync(self, full, parts):
+        tmp = self._new_tmp()
+        try:
+            if len(parts) == 1:
+                # One part: share its inode instead of copying the bytes.
+                try:
+                    os.link(parts[0], tmp)
+                except FileNotFoundError:
+                    raise base.ObjectNotFound(parts[0]) from None
+            else:
+                with open(tmp, 'wb') as out:
+                    for part in parts:
+                        try:
+                            with open(part, 'rb') as source:
+                                _copy(source, out)
+                        except FileNotFoundError:
+                            raise base.ObjectNotFound(part) from None
+                    self._sync(out)
+            self._publish(tmp, full, exclusive=False)
+        finally:
+            _unlink_quietly(tmp)
+
+    async def _read(self, path, *, offset, length, chunk_size):
+        full = self._full(path)
+        try:
+            f = await self._run(open, full, 'rb')
+        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+            raise base.ObjectNotFound(path) from None
+        try:
+            if offset:
+                f.seek(offset)
+            remaining = length
+            while remaining is None or remaining > 0:
+                size = chunk_size if remaining is None \
+                    else min(chunk_size, remaining)
+                data = await self._run(f.read, size)
+                if not data:
+                    break
+                if remaining is not None:
+                    remaining -= len(data)
+                yield data
+        finally:
+            f.close()
+
+    def _local_file(self, path):
+        return self._full(path)
+
+    async def _move(self, src, dst):
+        await self._run(self._move_sync, self._full(src), self._full(dst))
+
+    @staticmethod
+    def _move_sync(src, dst):
+        os.makedirs(os.path.dirname(dst), exist_ok=True)
+        try:
+            os.replace(src, dst)
+        except FileNotFoundError:
+            raise base.ObjectNotFound(src) from None
+
+    async def _delete(self, path):
+        await self._run(self._delete_sync, self._full(path))
+
+    @staticmethod
+    def _delete_sync(full):
+        try:
+            os.unlink(full)
+        except IsADirectoryError:
+            shutil.rmtree(full, ignore_errors=True)
+        except (FileNotFoundError, NotADirectoryError):
+            pass
+        except OSError as e:
+            # Linux answers EISDIR; some systems EPERM for directories.
+            if e.errno != errno.EPERM or not os.path.isdir(full):
+                raise
+            shutil.rmtree(full, ignore_errors=True)
+
+    async def _list(self, path):
+        return await self._run(self._list_sync, self._full(path))
+
+    @staticmethod
+    def _list_sync(full):
+        try:
+            return sorted(name for name in os.listdir(full)
+                          if not name.startswith('.'))
+        except (FileNotFoundError, NotADirectoryError):
+            return []
+
+    # -- helpers ----------------------------------------------------------
+
+    def _sync(self, f):
+        if self.fsync:
+            f.flush()
+            os.fsync(f.fileno())
+
+    @staticmethod
+    def _publish(tmp, full, exclusive):
+        os.makedirs(os.path.dirname(full), exist_ok=True)
+        if exclusive:
+            try:
+                os.link(tmp, full)
+            except FileExistsError:
+                raise base.AlreadyExists(full) from None
+        else:
+            os.replace(tmp, full)
+
+
+def _copy(source, out):
+    """Copy a whole file, in the kernel where possible."""
+    try:
+        while os.copy_file_range(source.fileno(), out.fileno(),
+                                 64 * 1024 * 1024):
+            pass
+    except (AttributeError, OSError):
+        shutil.copyfileobj(source, out, 1024 * 1024)
+
+
+def _unlink_quietly(name):
+    try:
+        os.unlink(name)
+    except FileNotFoundError:
+        pass

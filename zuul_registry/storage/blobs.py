@@ -1,0 +1,85 @@
+"""Blobs: content-addressed bytes per namespace, linked into repositories.
+
+A blob's bytes are stored once per namespace; a repository sees a blob
+only through its link, written when the blob was pushed or mounted into
+that repository (the spec wants 404 for a blob the repository never got).
+"""
+
+import logging
+from typing import NamedTuple, Optional
+
+from zuul_registry.drivers import base as driver_base
+from zuul_registry.storage import errors, paths
+
+log = logging.getLogger('zuul_registry.storage.blobs')
+
+
+class BlobSource(NamedTuple):
+    """Where to read a blob from: a local file, or the driver."""
+    size: int
+    local_file: Optional[str]
+    path: str
+
+
+class Blobs:
+
+    def __init__(self, driver):
+        self.driver = driver
+
+    async def stat(self, namespace, digest):
+        """Size of the blob in the namespace, or None."""
+        st = await self.driver.stat(paths.blob(namespace, digest))
+        return None if st is None else st.size
+
+    async def size_in(self, repository, digest):
+        """Size of a blob visible in `repository`; raise BlobUnknown."""
+        link = await self.driver.stat(
+            paths.layer_link(repository.namespace, repository.name, digest))
+        size = await self.stat(repository.namespace, digest) \
+            if link is not None else None
+        if size is None:
+            raise errors.BlobUnknown('blob %s unknown to %s'
+                                     % (digest, repository))
+        return size
+
+    async def source(self, repository, digest):
+        size = await self.size_in(repository, digest)
+        path = paths.blob(repository.namespace, digest)
+        return BlobSource(size, self.driver.local_file(path), path)
+
+    def read(self, source, *, offset=0, length=None):
+        return self._read(source.path, offset, length)
+
+    async def _read(self, path, offset, length):
+        try:
+            async for chunk in self.driver.read(path, offset=offset,
+                                                length=length):
+                yield chunk
+        except driver_base.ObjectNotFound:
+            raise errors.BlobUnknown('blob vanished while reading') from None
+
+    async def link(self, repository, digest):
+        """Make a stored blob visible in `repository`."""
+        await self.driver.put(
+            paths.layer_link(repository.namespace, repository.name, digest),
+            b'')
+
+    async def commit(self, repository, digest, parts):
+        """Publish the concatenated `parts` as the blob, then link it."""
+        await self.driver.concat(paths.blob(repository.namespace, digest),
+                                 parts)
+        await self.link(repository, digest)
+        log.info('Blob %s committed to %s', digest, repository)
+
+    async def put_small(self, repository, digest, data):
+        """Store a small blob (a manifest body) and link it."""
+        path = paths.blob(repository.namespace, digest)
+        if await self.driver.stat(path) is None:
+            await self.driver.put(path, data)
+        await self.link(repository, digest)
+
+    async def get_small(self, namespace, digest):
+        try:
+            return await self.driver.get(paths.blob(namespace, digest))
+        except driver_base.ObjectNotFound:
+            raise errors.BlobUnknown('blob %s missing' % digest) from None

@@ -1,0 +1,200 @@
+"""Manifests: validated, stored as blobs, found by digest or tag.
+
+A manifest's bytes are kept exactly as pushed, in the namespace's blob
+store; the repository gets a revision record holding its media type, and
+a tag is a small object naming a digest.
+"""
+
+import json
+import logging
+from typing import NamedTuple
+
+from zuul_registry import oci
+from zuul_registry.drivers import base as driver_base
+from zuul_registry.storage import errors, paths
+
+log = logging.getLogger('zuul_registry.storage.manifests')
+
+# Content-Type values that say nothing about the manifest's kind.
+_GENERIC_TYPES = ('', 'application/json', 'application/octet-stream',
+                  '*/*')
+
+
+class Manifest(NamedTuple):
+    digest: oci.Digest
+    media_type: str
+    body: bytes
+
+
+class Descriptor(NamedTuple):
+    digest: oci.Digest
+    size: int
+    media_type: str
+    urls: bool
+
+
+def parse(body, content_type):
+    """Check a manifest body; return (media type, blobs, children).
+
+    Blobs and children are lists of Descriptors the namespace must hold.
+    """
+    try:
+        doc = json.loads(body)
+    except (ValueError, UnicodeDecodeError) as e:
+        raise errors.ManifestInvalid('manifest is not JSON: %s' % e) from None
+    if not isinstance(doc, dict):
+        raise errors.ManifestInvalid('manifest is not a JSON object')
+    media_type = _media_type(doc, content_type)
+    if doc.get('schemaVersion') != 2:
+        raise errors.ManifestInvalid('schemaVersion must be 2')
+    if media_type in oci.INDEX_TYPES:
+        children = _descriptors(doc, 'manifests', required=True)
+        return media_type, [], children
+    blobs = [_descriptor(doc.get('config'), 'config')]
+    blobs += _descriptors(doc, 'layers', required=True)
+    return media_type, blobs, []
+
+
+def _media_type(doc, content_type):
+    declared = doc.get('mediaType')
+    header = (content_type or '').split(';')[0].strip().lower()
+    if header in _GENERIC_TYPES:
+        header = ''
+    if declared is not None and not isinstance(declared, str):
+        raise errors.ManifestInvalid('mediaType must be a string')
+    if header and declared and header != declared:
+        raise errors.ManifestInvalid(
+            'Content-Type %s does not match the mediaType %s of the body'
+            % (header, declared))
+    media_type = header or declared
+    if not media_type:
+        # An OCI manifest may leave its mediaType out; tell by shape.
+        media_type = oci.OCI_INDEX if 'manifests' in doc \
+            else oci.OCI_MANIFEST
+    if media_type not in oci.MANIFEST_TYPES:
+        raise errors.ManifestInvalid(
+            'unsupported manifest media type %r; supported: %s'
+            % (media_type[:200], ', '.join(oci.MANIFEST_TYPES)))
+    return media_type
+
+
+def _descriptors(doc, key, *, required):
+    items = doc.get(key)
+    if items is None and not required:
+        return []
+    if not isinstance(items, list):
+        raise errors.ManifestInvalid('%s must be a list' % key)
+    return [_descriptor(item, '%s[%d]' % (key, i))
+            for i, item in enumerate(items)]
+
+
+def _descriptor(item, where):
+    if not isinstance(item, dict):
+        raise errors.ManifestInvalid('%s must be a descriptor object' % where)
+    try:
+        digest = oci.Digest.parse(item.get('digest'))
+    except oci.GrammarError as e:
+        raise errors.ManifestInvalid('%s.digest: %s' % (where, e)) from None
+    size = item.get('size')
+    if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+        raise errors.ManifestInvalid('%s.size must be a non-negative '
+                                     'integer' % where)
+    media_type = item.get('mediaType')
+    if not isinstance(media_type, str):
+        raise errors.ManifestInvalid('%s.mediaType must be a string'
+                                     % where)
+    return Descriptor(digest, size, media_type, bool(item.get('urls')))
+
+
+class Manifests:
+
+    def __init__(self, driver, blobs):
+        self.driver = driver
+        self.blobs = blobs
+
+    async def put(self, repository, reference, body, content_type):
+        """Validate and store a manifest; tag it if `reference` is a tag."""
+        digest = oci.Digest.of(body)
+        if oci.is_digest(reference):
+            claimed = oci.Digest.parse(reference)
+            if claimed.algorithm != 'sha256':
+                digest = oci.Digest.of(body, claimed.algorithm)
+            if claimed != digest:
+                raise errors.DigestMismatch(
+                    'manifest body has digest %s, not %s'
+                    % (digest, claimed))
+        media_type, blobs, children = parse(body, content_type)
+        await self._check_references(repository, blobs, children)
+        await self.blobs.put_small(repository, digest, body)
+        await self.driver.put(
+            paths.revision(repository.namespace, repository.name, digest),
+            json.dumps({'mediaType': media_type}).encode('utf8'))
+        if not oci.is_digest(reference):
+            await self.driver.put(
+                paths.tag(repository.namespace, repository.name, reference),
+                str(digest).encode('ascii'))
+        log.info('Manifest %s (%s) stored in %s as %s', digest, media_type,
+                 repository, reference)
+        return digest
+
+    async def _check_references(self, repository, blobs, children):
+        namespace = repository.namespace
+        for descriptor in blobs:
+            if descriptor.urls or \
+                    descriptor.media_type in oci.FOREIGN_LAYER_TYPES:
+                continue
+            size = await self.blobs.stat(namespace, descriptor.digest)
+            if size is None:
+                raise errors.ManifestBlobUnknown(
+                    'blob %s is unknown' % descriptor.digest)
+            if size != descriptor.size:
+                raise errors.ManifestInvalid(
+                    'blob %s has %d bytes, the manifest says %d'
+                    % (descriptor.digest, size, descriptor.size))
+        for descriptor in children:
+            try:
+                await self.get(repository, str(descriptor.digest))
+            except errors.ManifestUnknown:
+                raise errors.ManifestBlobUnknown(
+                    'manifest %s is unknown' % descriptor.digest) from None
+        # Blobs already in the namespace become visible here too.
+        for descriptor in blobs:
+            if not descriptor.urls and \
+                    descriptor.media_type not in oci.FOREIGN_LAYER_TYPES:
+                await self.blobs.link(repository, descriptor.digest)
+
+    async def resolve(self, repository, reference):
+        """The digest a tag or digest reference names in `repository`."""
+        if oci.is_digest(reference):
+            return oci.Digest.parse(reference)
+        try:
+            text = await self.driver.get(
+                paths.tag(repository.namespace, repository.name, reference))
+        except driver_base.ObjectNotFound:
+            raise errors.ManifestUnknown(
+                'tag %s unknown in %s' % (reference, repository)) from None
+        return oci.Digest.parse(text.decode('ascii'))
+
+    async def get(self, repository, reference):
+        digest = await self.resolve(repository, reference)
+        try:
+            revision = json.loads(await self.driver.get(paths.revision(
+                repository.namespace, repository.name, digest)))
+        except driver_base.ObjectNotFound:
+            raise errors.ManifestUnknown(
+                'manifest %s unknown in %s' % (digest, repository)) from None
+        try:
+            body = await self.blobs.get_small(repository.namespace, digest)
+        except errors.BlobUnknown:
+            raise errors.ManifestUnknown(
+                'manifest %s missing from storage' % digest) from None
+        return Manifest(digest, revision['mediaType'], body)
+
+    async def tags(self, repository):
+        """Sorted tag names; NameUnknown if the repository has none."""
+        names = await self.driver.list(
+            paths.tags(repository.namespace, repository.name))
+        if not names and not await self.driver.list(
+                paths.repository(repository.namespace, repository.name)):
+            raise errors.NameUnknown('repository %s unknown' % repository)
+        return names

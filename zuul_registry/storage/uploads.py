@@ -1,0 +1,195 @@
+"""Blob uploads: chunks stored as they stream in, verified on completion.
+
+Each chunk a client sends becomes its own object, written exclusively at
+its offset, so two requests racing for the same offset cannot both win
+and a chunk is never half-visible.  The upload's size is the end of its
+last chunk, read from storage, so any server process sharing the storage
+can take the next chunk, also after a restart.
+
+Python cannot save a hash object, so each process keeps the running hash
+of the uploads it has been fed in order.  When a process completes an
+upload whose hash it does not hold (another process took some chunks, or
+it restarted), it re-reads the stored chunks.  Correct everywhere, fast
+in the common case.
+"""
+
+import collections
+import json
+import logging
+import secrets
+import time
+
+from zuul_registry import oci
+from zuul_registry.drivers import base as driver_base
+from zuul_registry.storage import errors, paths
+
+log = logging.getLogger('zuul_registry.storage.uploads')
+
+# Running hashes kept per process; the oldest are forgotten first (they
+# are recomputed from storage if their upload ever completes).
+_MAX_HASH_STATES = 4096
+
+
+class Uploads:
+
+    def __init__(self, driver, blobs):
+        self.driver = driver
+        self.blobs = blobs
+        self._hashes = collections.OrderedDict()  # id -> (offset, hasher)
+
+    async def start(self, repository):
+        upload_id = secrets.token_hex(16)
+        info = {'repository': repository.name, 'started': time.time()}
+        await self.driver.put(paths.upload_info(repository.namespace,
+                                                upload_id),
+                              json.dumps(info).encode('utf8'))
+        log.info('Upload %s started for %s', upload_id, repository)
+        return upload_id
+
+    async def size(self, repository, upload_id):
+        """The upload's current size; BlobUploadUnknown if not ours."""
+        await self._check_owner(repository, upload_id)
+        return await self._size(repository.namespace, upload_id)
+
+    async def append(self, repository, upload_id, body, *, offset=None):
+        """Store the `body` chunks at the end of the upload; return size.
+
+        `offset`, when the client gave one, must be the current size.
+        """
+        size = await self.size(repository, upload_id)
+        if offset is not None and offset != size:
+            raise errors.UploadOffsetMismatch(
+                'chunk starts at %d but upload %s has %d bytes'
+                % (offset, upload_id, size), size=size)
+        hasher = self._hasher_at(upload_id, size)
+        body = await _skip_if_empty(body)
+        if body is None:
+            return size
+        path = paths.upload_chunk(repository.namespace, upload_id, size)
+        try:
+            written = await self.driver.write(
+                path, _hashing(body, hasher), exclusive=True)
+        except driver_base.AlreadyExists:
+            current = await self._size(repository.namespace, upload_id)
+            raise errors.UploadOffsetMismatch(
+                'another chunk at offset %d won the race' % size,
+                size=current) from None
+        self._remember(upload_id, size + written, hasher)
+        log.debug('Upload %s of %s: %d bytes at offset %d', upload_id,
+                  repository, written, size)
+        return size + written
+
+    async def complete(self, repository, upload_id, digest, body=None):
+        """Append a final chunk, verify `digest`, publish the blob."""
+        if body is not None:
+            size = await self.append(repository, upload_id, body)
+        else:
+            size = await self.size(repository, upload_id)
+        namespace = repository.namespace
+        chunk_names = await self.driver.list(
+            paths.upload_chunks(namespace, upload_id))
+        parts = [paths.upload_chunks(namespace, upload_id) + '/' + name
+                 for name in chunk_names]
+        actual = self._finished_hash(upload_id, size, digest)
+        if actual is None:
+            actual = await self._rehash(parts, digest)
+        if actual != digest.hex:
+            await self.cancel(repository, upload_id)
+            log.info('Upload %s of %s: digest mismatch, discarded',
+                     upload_id, repository)
+            raise errors.DigestMismatch(
+                'upload has digest %s:%s, not %s'
+                % (digest.algorithm, actual, digest))
+        await self.blobs.commit(repository, digest, parts)
+        await self.driver.delete(paths.upload(namespace, upload_id))
+        self._hashes.pop(upload_id, None)
+        log.info('Upload %s of %s completed as %s (%d bytes)', upload_id,
+                 repository, digest, size)
+        return size
+
+    async def cancel(self, repository, upload_id):
+        await self._check_owner(repository, upload_id)
+        await self.driver.delete(paths.upload(repository.namespace,
+                                              upload_id))
+        self._hashes.pop(upload_id, None)
+        log.info('Upload %s of %s cancelled', upload_id, repository)
+
+    # -- internals --------------------------------------------------------
+
+    async def _check_owner(self, repository, upload_id):
+        try:
+            data = await self.driver.get(
+                paths.upload_info(repository.namespace, upload_id))
+            owner = json.loads(data)['repository']
+        except (driver_base.ObjectNotFound, ValueError, KeyError):
+            owner = None
+        if owner != repository.name:
+            raise errors.UploadUnknown('upload %s unknown to %s'
+                                       % (upload_id, repository))
+
+    async def _size(self, namespace, upload_id):
+        chunks = paths.upload_chunks(namespace, upload_id)
+        names = await self.driver.list(chunks)
+        if not names:
+            return 0
+        last = await self.driver.stat(chunks + '/' + names[-1])
+        if last is None:   # completed or cancelled meanwhile
+            raise errors.UploadUnknown('upload %s is gone' % upload_id)
+        return paths.chunk_offset(names[-1]) + last.size
+
+    def _hasher_at(self, upload_id, offset):
+        """A sha256 hasher holding bytes [0, offset), or None."""
+        if offset == 0:
+            return oci.Digest('sha256', '').hasher()
+        state = self._hashes.get(upload_id)
+        if state is None or state[0] != offset:
+            return None
+        # Hash into a copy: a failed chunk must not spoil the state.
+        return state[1].copy()
+
+    def _remember(self, upload_id, offset, hasher):
+        if hasher is None:
+            self._hashes.pop(upload_id, None)
+            return
+        self._hashes[upload_id] = (offset, hasher)
+        self._hashes.move_to_end(upload_id)
+        while len(self._hashes) > _MAX_HASH_STATES:
+            self._hashes.popitem(last=False)
+
+    def _finished_hash(self, upload_id, size, digest):
+        if size == 0:
+            return digest.hasher().hexdigest()
+        state = self._hashes.get(upload_id)
+        if (state is None or state[0] != size
+                or state[1].name != digest.algorithm):
+            return None
+        return state[1].hexdigest()
+
+    async def _rehash(self, parts, digest):
+        hasher = digest.hasher()
+        for part in parts:
+            async for data in self.driver.read(part):
+                hasher.update(data)
+        return hasher.hexdigest()
+
+
+async def _hashing(chunks, hasher):
+    async for chunk in chunks:
+        if hasher is not None:
+            hasher.update(chunk)
+        yield chunk
+
+
+async def _skip_if_empty(body):
+    """`body` again, or None when it yields no bytes at all."""
+    iterator = body.__aiter__()
+    async for first in iterator:
+        if first:
+            return _prepend(first, iterator)
+    return None
+
+
+async def _prepend(first, rest):
+    yield first
+    async for chunk in rest:
+        yield chunk
