@@ -94,9 +94,13 @@ def serve(args):
                  'implemented yet in this version; remove users to run an '
                  'anonymous registry on a loopback address')
     context = ssl_context(config)
-    web.run_app(make_app(config), host=config.address, port=config.port,
-                ssl_context=context, print=None,
-                access_log=logging.getLogger('aiohttp.access'))
+    try:
+        web.run_app(make_app(config), host=config.address, port=config.port,
+                    ssl_context=context, print=None,
+                    access_log=logging.getLogger('aiohttp.access'))
+    except OSError as e:
+        sys.exit('cannot listen on %s port %d: %s'
+                 % (config.address, config.port, e.strerror or e))
 
 
 def main(argv=None):

@@ -76,18 +76,23 @@ def _substitute(value, path, environ, problems):
     if not isinstance(value, str):
         return value
 
+    failed = []
+
     def replace(match):
         name = match.group(1)
         if not name.startswith('ZUUL_'):
-            problems.append(f'{path}: only environment variables starting '
-                            f'with ZUUL_ may be substituted, not {name!r}')
+            failed.append(f'{path}: only environment variables starting '
+                          f'with ZUUL_ may be substituted, not {name!r}')
         elif name not in environ:
-            problems.append(f'{path}: environment variable {name} is not set')
+            failed.append(f'{path}: environment variable {name} is not set')
         else:
             return environ[name]
-        return match.group(0)
+        return ''
 
-    return _VARIABLE.sub(replace, value)
+    value = _VARIABLE.sub(replace, value)
+    problems.extend(failed)
+    # A value that could not be substituted counts as not given.
+    return None if failed else value
 
 
 # A checker is called as check(value, path, problems) and returns the
@@ -316,7 +321,7 @@ def parse_config(data, *, environ=None) -> Config:
         values = _check_mapping(raw, 'registry', _REGISTRY_FIELDS, checks)
         if isinstance(raw, dict):
             _check_rules(raw, values, checks)
-    # A value whose substitution failed would only draw a second problem.
+    # A value that could not be substituted would draw a second problem.
     unresolved = {problem.split(': ', 1)[0] for problem in problems}
     problems.extend(problem for problem in checks
                     if problem.split(': ', 1)[0] not in unresolved)
@@ -360,6 +365,8 @@ def load_config(path: str, *, environ=None) -> Config:
         what = getattr(error, 'problem', None) or str(error)
         if getattr(error, 'context', None):
             what = f'{what} ({error.context})'
+        if "'%'" in what:
+            what += "; quote a value that starts with %(, as in '%(ZUUL_X)'"
         raise ConfigError([f'{where}: invalid YAML: {what}']) from None
     config = parse_config(data, environ=environ)
     log.debug('Loaded configuration from %s', path)

@@ -1,0 +1,269 @@
+"""Start, probe, measure and stop one registry under test.
+
+Each registry runs as a child process listening on a free port on
+127.0.0.1, with its config, log and storage in its own directory. The
+process started is the server itself (no shell in between), so its
+``/proc/<pid>`` tells its memory and CPU time.
+"""
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+
+import yaml
+
+from bench.wire import Connection, Endpoint, ProtocolError
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+HOST = '127.0.0.1'
+CLOCK_TICKS = os.sysconf('SC_CLK_TCK')
+
+
+class StartError(Exception):
+    """A registry did not come up."""
+
+
+def free_port():
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((HOST, 0))
+        return sock.getsockname()[1]
+
+
+class Registry:
+    """One registry under test; subclasses say how to configure and run it.
+
+    ``key`` names it in options and JSON, ``title`` in the table.
+    """
+
+    key = title = None
+
+    def __init__(self, directory, *, tls=None, start_timeout=30.0):
+        self.directory = os.path.abspath(directory)
+        self.storage = os.path.join(self.directory, 'storage')
+        self.config_path = os.path.join(self.directory, 'config.yaml')
+        self.log_path = os.path.join(self.directory, 'server.log')
+        self.tls = tls
+        self.start_timeout = start_timeout
+        self.port = None
+        self.process = None
+
+    # -- what subclasses provide ------------------------------------------
+
+    def config(self):
+        raise NotImplementedError
+
+    def command(self):
+        raise NotImplementedError
+
+    def environment(self):
+        return dict(os.environ)
+
+    # -- life cycle --------------------------------------------------------
+
+    @property
+    def endpoint(self):
+        context = self.tls.client_context() if self.tls else None
+        return Endpoint(HOST, self.port, context)
+
+    @property
+    def pid(self):
+        return self.process.pid
+
+    def start(self):
+        os.makedirs(self.storage, exist_ok=True)
+        self.port = free_port()
+        with open(self.config_path, 'w') as f:
+            yaml.safe_dump(self.config(), f, default_flow_style=False)
+        with open(self.log_path, 'ab') as log:
+            self.process = subprocess.Popen(
+                self.command(), stdin=subprocess.DEVNULL, stdout=log,
+                stderr=subprocess.STDOUT, env=self.environment(),
+                cwd=self.directory, start_new_session=True)
+        try:
+            self._wait_ready()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _wait_ready(self):
+        deadline = time.monotonic() + self.start_timeout
+        last = 'no answer'
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise StartError('%s exited with status %s before answering '
+                                 'GET /v2/; %s' % (self.title,
+                                                   self.process.returncode,
+                                                   self.log_tail()))
+            try:
+                with Connection(self.endpoint, timeout=2.0) as conn:
+                    response = conn.request('GET', '/v2/')
+                if response.status == 200:
+                    return
+                last = response.describe()
+            except (OSError, ProtocolError) as error:
+                last = str(error)
+            time.sleep(0.1)
+        raise StartError('%s did not answer 200 to GET /v2/ on %s within '
+                         '%.0f s (last: %s); %s' % (
+                             self.title, self.endpoint.url,
+                             self.start_timeout, last, self.log_tail()))
+
+    def stop(self, *, timeout=15.0):
+        """SIGTERM; SIGKILL if it has not exited within ``timeout``."""
+        if self.process is None or self.process.poll() is not None:
+            return
+        self.process.send_signal(signal.SIGTERM)
+        try:
+            self.process.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(timeout=timeout)
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    def check_alive(self):
+        if self.process.poll() is not None:
+            raise StartError('%s exited with status %s during the benchmark; '
+                             '%s' % (self.title, self.process.returncode,
+                                     self.log_tail()))
+
+    def log_tail(self, lines=25):
+        try:
+            with open(self.log_path, 'rb') as f:
+                text = f.read().decode('utf-8', 'replace')
+        except FileNotFoundError:
+            return 'no log'
+        tail = text.splitlines()[-lines:]
+        if not tail:
+            return 'its log (%s) is empty' % self.log_path
+        return 'last lines of %s:\n    %s' % (self.log_path,
+                                              '\n    '.join(tail))
+
+    # -- measurements --------------------------------------------------------
+
+    def memory_kib(self):
+        """``{'VmHWM': kib, 'VmRSS': kib}`` of the server process now."""
+        found = {}
+        with open('/proc/%d/status' % self.pid) as f:
+            for line in f:
+                name, _, value = line.partition(':')
+                if name in ('VmHWM', 'VmRSS'):
+                    found[name] = int(value.split()[0])
+        return found
+
+    def cpu_seconds(self):
+        """User plus system CPU time of the server process (all threads)."""
+        with open('/proc/%d/stat' % self.pid) as f:
+            fields = f.read().rpartition(')')[2].split()
+        # fields[0] is the state, field 3; utime and stime are fields 14, 15
+        return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+class RssSampler:
+    """Sample a process's VmRSS in a thread; ``peak_kib`` is the largest."""
+
+    def __init__(self, registry, *, interval=0.02, limit=600.0):
+        self.registry = registry
+        self.interval = interval
+        self.limit = limit
+        self.peak_kib = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self):
+        deadline = time.monotonic() + self.limit
+        while not self._stop.is_set() and time.monotonic() < deadline:
+            try:
+                rss = self.registry.memory_kib().get('VmRSS', 0)
+            except OSError:
+                return
+            self.peak_kib = max(self.peak_kib, rss)
+            self._stop.wait(self.interval)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join(timeout=5)
+        try:
+            rss = self.registry.memory_kib().get('VmRSS', 0)
+            self.peak_kib = max(self.peak_kib, rss)
+        except OSError:
+            pass
+
+
+class Ours(Registry):
+    """zuul-registry from this checkout: ``python -m zuul_registry``."""
+
+    key = 'ours'
+    title = 'zuul-registry'
+
+    def config(self):
+        registry = {
+            'address': HOST,
+            'port': self.port,
+            'storage': {'driver': 'filesystem', 'root': self.storage},
+        }
+        if self.tls:
+            registry['tls-cert'] = self.tls.cert
+            registry['tls-key'] = self.tls.key
+        return {'registry': registry}
+
+    def command(self):
+        return [sys.executable, '-m', 'zuul_registry',
+                '-c', self.config_path, 'serve']
+
+    def environment(self):
+        env = dict(os.environ)
+        env['PYTHONPATH'] = os.pathsep.join(
+            [REPO_ROOT] + [p for p in [env.get('PYTHONPATH')] if p])
+        return env
+
+
+class Reference(Registry):
+    """CNCF Distribution 2.8 (Debian's ``docker-registry``).
+
+    Quiet logging (errors only, no access log), as a benchmark wants.
+    """
+
+    key = 'reference'
+    title = 'docker-registry'
+
+    def __init__(self, directory, *, binary='docker-registry', **kw):
+        super().__init__(directory, **kw)
+        self.binary = binary
+
+    def config(self):
+        http = {'addr': '%s:%d' % (HOST, self.port)}
+        if self.tls:
+            http['tls'] = {'certificate': self.tls.cert, 'key': self.tls.key}
+        return {
+            'version': 0.1,
+            'log': {'level': 'error', 'accesslog': {'disabled': True}},
+            'storage': {'filesystem': {'rootdirectory': self.storage},
+                        'delete': {'enabled': True}},
+            'http': http,
+        }
+
+    def command(self):
+        return [self.binary, 'serve', self.config_path]
+
+    def environment(self):
+        # REGISTRY_* variables would override the config file.
+        return {k: v for k, v in os.environ.items()
+                if not k.startswith('REGISTRY_')}
+
+
+REGISTRIES = {cls.key: cls for cls in (Ours, Reference)}
