@@ -53,7 +53,7 @@ def _read_files_from_image(tools, reference, paths):
 @pytest.mark.parametrize('push_format,manifest_type,layer_type', [
     ('oci', images.OCI_MANIFEST, images.OCI_LAYER_GZIP),
     ('v2s2', images.DOCKER_MANIFEST, DOCKER_LAYER),
-])
+], ids=['oci', 'docker-v2s2'])
 def test_buildah_push_then_pull_gives_back_the_built_image(
         buildah, registry, tmp_path, push_format, manifest_type, layer_type):
     content = b'built by buildah, pushed as %s\n' % push_format.encode()

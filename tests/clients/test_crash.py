@@ -10,8 +10,8 @@ server is started again on the same port and storage, and then:
 * every blob whose PUT was never sent is 404 Not Found;
 * a blob whose PUT was sent but not answered is either of those, never a
   truncated or corrupted body;
-* every content-addressed file in the storage directory hashes to the digest
-  its path names.
+* every file in the storage directory's blob store hashes to the digest its
+  path names.
 """
 
 import asyncio
@@ -132,13 +132,21 @@ async def _fetch_all(server, uploads):
 
 
 DIGEST_NAME = re.compile(r'^(?:sha256[:_-]?)?([0-9a-f]{64})$')
+# The content-addressed store is the subtree below a directory of this name:
+# zuul-registry keeps NS/_blobs/sha256/AB/HEX, Distribution keeps
+# .../blobs/sha256/AB/HEX/data. Files named by a digest elsewhere are links
+# (zuul-registry's _layers/ and _revisions/ markers), not content.
+BLOB_STORE_NAMES = ('_blobs', 'blobs')
 
 
 def _content_addressed_files(root):
-    """(path, hex digest its path names) for every blob file under root:
-    files named by a digest, and files named ``data`` in a directory named
-    by one."""
+    """(path, hex digest its path names) for every file in a blob store
+    under root: files named by a digest, and files named ``data`` in a
+    directory named by one."""
     for directory, _, files in os.walk(root):
+        parts = os.path.relpath(directory, root).split(os.sep)
+        if not any(part in BLOB_STORE_NAMES for part in parts):
+            continue
         parent = DIGEST_NAME.match(os.path.basename(directory))
         for name in files:
             match = DIGEST_NAME.match(name)

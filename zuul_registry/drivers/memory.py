@@ -1,0 +1,73 @@
+"""In-memory driver: objects are bytes in a dict, keyed by path.
+
+For tests.  The tree exists only in the keys: a sub-tree is there while
+some object lies under it, so deleting its last object removes it.
+"""
+
+import time
+
+from zuul_registry.drivers import base
+
+
+class MemoryDriver(base.Driver):
+
+    def __init__(self):
+        self.objects = {}   # path -> bytes
+        self._mtimes = {}   # path -> time of publication
+
+    def _publish(self, path, data, *, exclusive=False):
+        if exclusive and path in self.objects:
+            raise base.AlreadyExists(path)
+        self.objects[path] = data
+        self._mtimes[path] = time.time()
+
+    def _object(self, path):
+        try:
+            return self.objects[path]
+        except KeyError:
+            raise base.ObjectNotFound(path) from None
+
+    async def _stat(self, path):
+        if path not in self.objects:
+            return None
+        return base.Stat(size=len(self.objects[path]),
+                         mtime=self._mtimes[path])
+
+    async def _get(self, path):
+        return self._object(path)
+
+    async def _put(self, path, data):
+        self._publish(path, bytes(data))
+
+    async def _write(self, path, chunks, *, exclusive):
+        buffer = bytearray()
+        async for chunk in chunks:
+            buffer += chunk
+        self._publish(path, bytes(buffer), exclusive=exclusive)
+        return len(buffer)
+
+    async def _concat(self, path, parts):
+        self._publish(path, b''.join([self._object(part) for part in parts]))
+
+    async def _read(self, path, *, offset, length, chunk_size):
+        data = self._object(path)
+        end = len(data) if length is None else min(len(data),
+                                                    offset + length)
+        for start in range(offset, end, chunk_size):
+            yield data[start:min(start + chunk_size, end)]
+
+    async def _move(self, src, dst):
+        data, mtime = self._object(src), self._mtimes[src]
+        del self.objects[src], self._mtimes[src]
+        self.objects[dst], self._mtimes[dst] = data, mtime
+
+    async def _delete(self, path):
+        prefix = path + '/'
+        for key in [key for key in self.objects
+                    if key == path or key.startswith(prefix)]:
+            del self.objects[key], self._mtimes[key]
+
+    async def _list(self, path):
+        prefix = path + '/'
+        return sorted({key[len(prefix):].split('/', 1)[0]
+                       for key in self.objects if key.startswith(prefix)})
