@@ -55,6 +55,10 @@ def parse_args(argv):
                    help='runs of each measurement (default 3)')
     p.add_argument('--stat', choices=('best', 'median'), default='best',
                    help='which run the table shows (default best)')
+    p.add_argument('--pull-check', choices=('content', 'sha256'),
+                   default='content',
+                   help='verify the pulled blob by comparing it with what '
+                        'was pushed (default, cheap) or by hashing it')
     p.add_argument('--tls', action='store_true',
                    help='serve over TLS with a self-signed certificate')
     p.add_argument('--json', metavar='FILE',
@@ -95,8 +99,9 @@ def benchmark(registry, args, large_blobs, image, samples):
             'push %d MiB, run %d' % (blob.count, run),
             divisor=1 << 20, unit='MiB/s')
         record('pull', measure(
-            registry, blob.size, lambda: pull_large(endpoint, repository,
-                                                    blob), sample_rss=True),
+            registry, blob.size, lambda: pull_large(
+                endpoint, repository, blob, check=args.pull_check),
+            sample_rss=True),
             'pull %d MiB, run %d' % (blob.count, run),
             divisor=1 << 20, unit='MiB/s')
 
@@ -156,6 +161,7 @@ def main(argv=None):
                 'concurrency': args.concurrency,
                 'small_bytes': args.small_bytes,
                 'small_push': args.small_push, 'repeat': args.repeat,
+                'pull_check': args.pull_check,
                 'tls': args.tls}
     if args.workdir:
         os.makedirs(args.workdir, exist_ok=True)

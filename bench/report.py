@@ -101,7 +101,7 @@ def cpu_table(results):
     """Median CPU use of client and server per kind, as % of one core."""
     kinds = [(key, title.split()[0] if key != 'manifest' else 'manifest')
              for key, title, _ in RATES]
-    lines = ['CPU during the runs, %% of one core (client / server), '
+    lines = ['CPU during the runs, % of one core (client / server), '
              'median:']
     width = max([len(r['title']) for r in results.values()] + [8])
     lines.append(' ' * width + ''.join(

@@ -80,8 +80,9 @@ async def _upload(session, base, upload, committed):
     committed.set()
 
 
-async def _upload_and_kill(server, uploads):
-    """Run every upload; SIGKILL the server once enough are committed.
+async def _upload_and_kill(server, uploads, kill_delay):
+    """Run every upload; SIGKILL the server once enough are committed and,
+    if possible, while another PUT is being handled.
 
     Returns the states of the uploads at the moment of the kill.
     """
@@ -110,6 +111,15 @@ async def _upload_and_kill(server, uploads):
             await asyncio.wait(pending + [waiter], timeout=60,
                                return_when=asyncio.FIRST_COMPLETED)
             waiter.cancel()
+        # Aim the kill at a commit: wait briefly for a PUT on the wire,
+        # then give it a moment to reach the server.
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 2
+        while loop.time() < deadline and \
+                not any(u.state == PUT_SENT for u in uploads) and \
+                not all(task.done() for task in tasks):
+            await asyncio.sleep(0.001)
+        await asyncio.sleep(kill_delay)
         states_at_kill = [u.state for u in uploads]
         server.process.kill()
         results = await asyncio.gather(*tasks, return_exceptions=True)
@@ -168,10 +178,12 @@ def test_sigkill_mid_upload_keeps_committed_blobs_and_no_partial_ones(
         registry):
     rng = random.Random(20240607)
     uploads = [Upload(i, rng) for i in range(BLOBS)]
-    states_at_kill = asyncio.run(_upload_and_kill(registry, uploads))
+    states_at_kill = asyncio.run(_upload_and_kill(
+        registry, uploads, kill_delay=rng.uniform(0, 0.004)))
 
     summary = {name: states_at_kill.count(state)
                for state, name in enumerate(STATE_NAMES)}
+    print(summary, [(STATE_NAMES[u.state], type(u.error).__name__) for u in uploads if u.state == PUT_SENT])
     # The kill really hit the server mid-flight.
     assert summary['committed'] >= KILL_AFTER_COMMITTED, summary
     assert summary['uploading'] + summary['put-sent'] >= 5, summary

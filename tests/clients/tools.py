@@ -22,6 +22,7 @@ import json
 import os
 import shutil
 import subprocess
+import tempfile
 import urllib.error
 import urllib.request
 
@@ -67,7 +68,9 @@ class ContainerTools:
         self.base = os.path.abspath(base)
         self.home = self._dir('home')
         self.storage_root = self._dir('storage', 'root')
-        self.storage_runroot = self._dir('storage', 'run')
+        # podman refuses a runroot path longer than 50 characters (it holds
+        # sockets), and pytest's tmp_path is longer: a short dir of its own.
+        self.storage_runroot = tempfile.mkdtemp(prefix='zr-run-')
         self.registries_conf = os.path.join(self.base, 'registries.conf')
         self.storage_conf = os.path.join(self.base, 'storage.conf')
         self.containers_conf = os.path.join(self.base, 'containers.conf')
@@ -196,6 +199,7 @@ class ContainerTools:
                                  timeout=60)
             except subprocess.TimeoutExpired:
                 pass
+        shutil.rmtree(self.storage_runroot, ignore_errors=True)
         shutil.rmtree(self.base, ignore_errors=True)
 
 

@@ -1,0 +1,28 @@
+#!/bin/bash
+# Install everything the tests need on a Debian machine, then run them.
+#   bash tools/test.sh [pytest arguments]
+# Debian packages: the container clients the tests drive for real, and
+# docker-registry (CNCF Distribution) that the benchmark compares with.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+APT_PACKAGES="python3-venv skopeo podman buildah uidmap docker-registry"
+
+missing=""
+for package in $APT_PACKAGES; do
+    dpkg-query -W -f='${Status}' "$package" 2>/dev/null \
+        | grep -q "install ok installed" || missing="$missing $package"
+done
+if [ -n "$missing" ]; then
+    echo "Installing Debian packages:$missing"
+    SUDO=""
+    [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq $missing
+fi
+
+VENV="${ZUUL_REGISTRY_VENV:-.venv}"
+[ -x "$VENV/bin/python" ] || python3 -m venv "$VENV"
+"$VENV/bin/pip" install -q --upgrade pip
+"$VENV/bin/pip" install -q -e '.[test]'
+exec "$VENV/bin/python" -m pytest "$@"
