@@ -4,9 +4,11 @@ import logging
 
 from aiohttp import web
 
-from zuul_registry.api import base, errors, routes
+from zuul_registry.api import access, base, errors, routes
+from zuul_registry.auth import Auth
 from zuul_registry.drivers.filesystem import FilesystemDriver
 from zuul_registry.storage import Storage
+from zuul_registry.storage.namespaces import Namespaces
 
 log = logging.getLogger('zuul_registry.app')
 
@@ -25,15 +27,17 @@ def make_app(config, *, driver=None):
 
     Pass `driver` to use one the caller made (tests do).
     """
-    app = web.Application(middlewares=[errors.error_middleware])
+    app = web.Application(middlewares=[errors.error_middleware,
+                                       access.access_middleware])
+    namespaces = Namespaces(namespaced=config.namespaced,
+                            default_namespace=config.default_namespace)
     app[base.CONFIG] = config
+    app[base.AUTH] = Auth(config, namespaces)
     app.on_response_prepare.append(errors.add_api_version)
     routes.add_routes(app)
 
     async def storage_context(app):
-        storage = Storage(driver or make_driver(config.storage),
-                          namespaced=config.namespaced,
-                          default_namespace=config.default_namespace)
+        storage = Storage(driver or make_driver(config.storage), namespaces)
         app[base.STORAGE] = storage
         yield
         await storage.close()

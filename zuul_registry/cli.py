@@ -88,11 +88,6 @@ def serve(args):
         config = config_module.default_config()
         log.info('No configuration file given; embedded default: %s',
                  config_module.describe(config))
-    if config.users:
-        # Refuse rather than serve users' data without checking them.
-        sys.exit('users are configured, but authentication is not '
-                 'implemented yet in this version; remove users to run an '
-                 'anonymous registry on a loopback address')
     context = ssl_context(config)
     try:
         web.run_app(make_app(config), host=config.address, port=config.port,

@@ -55,6 +55,18 @@ class Config:
     namespaced: bool = False
     default_namespace: str = 'docker.io'
     anonymous_push: bool = False
+    anonymous_read: Optional[bool] = None   # None: allowed unless read users
+    token_expiration: int = 3600
+    manifest_size_limit: int = 4 * 1024 * 1024
+
+    @property
+    def anonymous_pull(self) -> bool:
+        """Whether a client without credentials may pull."""
+        if not self.users:
+            return True
+        if self.anonymous_read is not None:
+            return self.anonymous_read
+        return not any(user.access == READ for user in self.users)
 
     @property
     def anonymous_access(self) -> bool:
@@ -257,6 +269,13 @@ _REGISTRY_FIELDS = {
         str, _is_registry_host, 'must be a registry host such as '
         'docker.io, quay.io, localhost or registry.example.com:5000')),
     'anonymous-push': _Field('anonymous_push', _boolean),
+    'anonymous-read': _Field('anonymous_read', _boolean),
+    'token-expiration': _Field('token_expiration', _scalar(
+        int, lambda value: 0 < value <= 7 * 86400,
+        'must be from 1 to 604800 seconds')),
+    'manifest-size-limit': _Field('manifest_size_limit', _scalar(
+        int, lambda value: 1024 <= value <= 64 * 1024 * 1024,
+        'must be from 1024 to 67108864 bytes')),
 }
 
 
@@ -392,7 +411,9 @@ def describe(config) -> str:
         writers = sum(user.access == WRITE for user in config.users)
         readers = len(config.users) - writers
         parts.append(f'users: {writers} write, {readers} read, '
-                     f'no anonymous push')
+                     f'anonymous pull '
+                     f'{"allowed" if config.anonymous_pull else "refused"}'
+                     f', no anonymous push')
     parts.append(f'{config.storage.driver} storage in {config.storage.root}')
     if config.expiration:
         parts.append(f'expiration after {config.expiration}s')

@@ -28,7 +28,7 @@ async def read_all(driver, path, **kwargs):
     return [chunk async for chunk in driver.read(path, **kwargs)]
 
 
-# -- put and get ------------------------------------------------------------
+# -- put and get --------------------------------------------------------------
 
 async def test_put_then_get_returns_the_same_bytes(driver):
     await driver.put('ns/a/b', b'hello')

@@ -386,7 +386,8 @@ def test_describe_never_shows_secrets():
     line = describe(config)
     assert line == (
         'serving HTTPS on [::]:5000, public URL https://r.example.com, '
-        'users: 1 write, 0 read, no anonymous push, filesystem storage in '
+        'users: 1 write, 0 read, anonymous pull allowed, no anonymous push, '
+        'filesystem storage in '
         '/srv/registry, expiration after 60s, namespaces on '
         '(default docker.io)')
     assert 'top-secret' not in line and 'pw' not in line

@@ -9,6 +9,7 @@ from zuul_registry.api import errors
 
 STORAGE = web.AppKey('storage', object)
 CONFIG = web.AppKey('config', object)
+AUTH = web.AppKey('auth', object)
 
 #: Request bodies are handed to storage in pieces of this size.
 BODY_BLOCK_SIZE = 1024 * 1024

@@ -5,14 +5,12 @@ from aiohttp import web
 from zuul_registry import oci
 from zuul_registry.api import base
 
-#: Manifests are read whole, so their size is capped.
-MANIFEST_SIZE_LIMIT = 4 * 1024 * 1024
-
-
 async def put_manifest(request):
     repository = base.repository(request)
     reference = base.reference(request)
-    body = await base.read_capped(request, MANIFEST_SIZE_LIMIT)
+    # Manifests are read whole, so their size is capped.
+    body = await base.read_capped(
+        request, request.app[base.CONFIG].manifest_size_limit)
     digest = await base.storage(request).manifests.put(
         repository, reference, body, request.headers.get('Content-Type'))
     return web.Response(status=201, headers={

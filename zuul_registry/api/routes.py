@@ -1,6 +1,6 @@
 """The one route table of the registry API."""
 
-from zuul_registry.api import base, blobs, manifests, tags, uploads
+from zuul_registry.api import base, blobs, manifests, tags, token, uploads
 
 # A repository name spans several path components, so it is matched
 # greedily; each route ends in fixed words the name cannot swallow.
@@ -8,6 +8,7 @@ _NAME = '{name:.+}'
 
 ROUTES = [
     ('/v2/', {'GET': base.api_version}),
+    ('/auth/token', {'GET': token.get_token, 'POST': token.post_token}),
     ('/v2/%s/blobs/uploads/' % _NAME, {'POST': uploads.start_upload}),
     ('/v2/%s/blobs/uploads/{upload_id}' % _NAME, {
         'PATCH': uploads.patch_upload,

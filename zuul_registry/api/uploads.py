@@ -5,7 +5,7 @@ import re
 from aiohttp import web
 
 from zuul_registry import oci
-from zuul_registry.api import base, errors
+from zuul_registry.api import access, base, errors
 from zuul_registry.storage import errors as storage_errors
 
 _CONTENT_RANGE_RE = re.compile(r'(?:bytes[ =])?(\d+)-(\d+)(?:/\d+|/\*)?')
@@ -40,7 +40,10 @@ async def start_upload(request):
     query = request.query
     if 'mount' in query:
         digest = base.digest(query['mount'])
-        if await _mount(storage, repository, digest, query.get('from')):
+        source = query.get('from')
+        # Mount only from where this request may read; else upload.
+        readable = not source or access.may_pull(request, source)
+        if readable and await _mount(storage, repository, digest, source):
             return _created(request, digest)
     upload_id = await storage.uploads.start(repository)
     if 'digest' in query:

@@ -26,6 +26,7 @@ from typing import AsyncIterable, AsyncIterator, NamedTuple, Optional
 
 _COMPONENT_RE = re.compile(r'[A-Za-z0-9_][A-Za-z0-9_.:+=-]*')
 MAX_PATH_LENGTH = 1024
+MAX_COMPONENT_LENGTH = 255
 
 
 class DriverError(Exception):
@@ -54,7 +55,8 @@ def check_path(path):
     if not isinstance(path, str) or len(path) > MAX_PATH_LENGTH:
         raise InvalidPath('invalid storage path')
     for component in path.split('/'):
-        if not _COMPONENT_RE.fullmatch(component):
+        if len(component) > MAX_COMPONENT_LENGTH or \
+                not _COMPONENT_RE.fullmatch(component):
             raise InvalidPath('invalid storage path component %r'
                               % component[:100])
     return path

@@ -12,6 +12,7 @@ import errno
 import logging
 import os
 import shutil
+import stat
 import time
 import uuid
 
@@ -68,6 +69,8 @@ class FilesystemDriver(base.Driver):
             st = os.stat(full)
         except (FileNotFoundError, NotADirectoryError):
             return None
+        if stat.S_ISDIR(st.st_mode):
+            return None   # a sub-tree, not an object
         return base.Stat(size=st.st_size, mtime=st.st_mtime)
 
     async def _get(self, path):
@@ -124,6 +127,7 @@ class FilesystemDriver(base.Driver):
                     os.link(parts[0], tmp)
                 except FileNotFoundError:
                     raise base.ObjectNotFound(parts[0]) from None
+                os.utime(tmp)   # the blob is new, whatever the part's age
             else:
                 with open(tmp, 'wb') as out:
                     for part in parts:
@@ -165,19 +169,15 @@ class FilesystemDriver(base.Driver):
     async def _move(self, src, dst):
         await self._run(self._move_sync, self._full(src), self._full(dst))
 
-    @staticmethod
-    def _move_sync(src, dst):
-        os.makedirs(os.path.dirname(dst), exist_ok=True)
-        try:
-            os.replace(src, dst)
-        except FileNotFoundError:
-            raise base.ObjectNotFound(src) from None
+    def _move_sync(self, src, dst):
+        if not os.path.isfile(src):
+            raise base.ObjectNotFound(src)
+        self._publish(src, dst, exclusive=False)
 
     async def _delete(self, path):
         await self._run(self._delete_sync, self._full(path))
 
-    @staticmethod
-    def _delete_sync(full):
+    def _delete_sync(self, full):
         try:
             os.unlink(full)
         except IsADirectoryError:
@@ -189,6 +189,18 @@ class FilesystemDriver(base.Driver):
             if e.errno != errno.EPERM or not os.path.isdir(full):
                 raise
             shutil.rmtree(full, ignore_errors=True)
+        self._prune_empty_parents(full)
+
+    def _prune_empty_parents(self, full):
+        """Remove directories left empty, so a sub-tree whose objects are
+        all gone is not listed (as on object stores, which have none)."""
+        parent = os.path.dirname(full)
+        while parent != self.root and parent.startswith(self.root + os.sep):
+            try:
+                os.rmdir(parent)
+            except OSError:
+                return   # not empty (or gone): stop here
+            parent = os.path.dirname(parent)
 
     async def _list(self, path):
         return await self._run(self._list_sync, self._full(path))
@@ -210,14 +222,20 @@ class FilesystemDriver(base.Driver):
 
     @staticmethod
     def _publish(tmp, full, exclusive):
-        os.makedirs(os.path.dirname(full), exist_ok=True)
-        if exclusive:
+        # A concurrent delete may remove a parent we just made; retry.
+        for attempt in range(5):
+            os.makedirs(os.path.dirname(full), exist_ok=True)
             try:
-                os.link(tmp, full)
+                if exclusive:
+                    os.link(tmp, full)
+                else:
+                    os.replace(tmp, full)
+                return
             except FileExistsError:
                 raise base.AlreadyExists(full) from None
-        else:
-            os.replace(tmp, full)
+            except FileNotFoundError:
+                if attempt == 4 or not os.path.exists(tmp):
+                    raise
 
 
 def _copy(source, out):

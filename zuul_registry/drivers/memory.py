@@ -51,8 +51,9 @@ class MemoryDriver(base.Driver):
 
     async def _read(self, path, *, offset, length, chunk_size):
         data = self._object(path)
-        end = len(data) if length is None else min(len(data),
-                                                    offset + length)
+        end = len(data)
+        if length is not None:
+            end = min(end, offset + length)
         for start in range(offset, end, chunk_size):
             yield data[start:min(start + chunk_size, end)]
 

@@ -9,11 +9,9 @@ from zuul_registry.storage.uploads import Uploads
 class Storage:
     """Everything the API needs, bound to one driver."""
 
-    def __init__(self, driver, *, namespaced=False,
-                 default_namespace='docker.io'):
+    def __init__(self, driver, namespaces=None):
         self.driver = driver
-        self.namespaces = Namespaces(namespaced=namespaced,
-                                     default_namespace=default_namespace)
+        self.namespaces = namespaces or Namespaces()
         self.blobs = Blobs(driver)
         self.uploads = Uploads(driver, self.blobs)
         self.manifests = Manifests(driver, self.blobs)

@@ -1,0 +1,87 @@
+"""The middleware that lets a request through only with the access it needs.
+
+GET and HEAD need `pull`, DELETE needs `delete`, every other method
+`push`, on the repository the URL names.  The API base `/v2/` needs any
+valid credentials once users exist, because clients learn from its 401
+challenge where to fetch tokens.  A request without valid credentials
+gets 401 with a Bearer challenge naming the scope it needs; a user who
+authenticated but lacks the access gets 403 DENIED.
+"""
+
+import logging
+
+from aiohttp import web
+
+from zuul_registry import auth as auth_module
+from zuul_registry.api import base, errors
+
+log = logging.getLogger('zuul_registry.api.access')
+
+GRANTS = 'zuul_registry.grants'
+
+
+def required_action(method):
+    if method in ('GET', 'HEAD'):
+        return auth_module.PULL
+    if method == 'DELETE':
+        return auth_module.DELETE
+    return auth_module.PUSH
+
+
+def challenge_actions(action):
+    # Clients that push also pull; asking for both spares a second token.
+    return (auth_module.PULL, auth_module.PUSH) \
+        if action == auth_module.PUSH else (action,)
+
+
+@web.middleware
+async def access_middleware(request, handler):
+    auth = request.app[base.AUTH]
+    if request.path.startswith('/auth/'):
+        return await handler(request)
+    try:
+        grants = auth.grants_for_request(request.headers.get('Authorization'))
+    except auth_module.AuthError as e:
+        log.info('Refused credentials for %s %s: %s', request.method,
+                 request.path, e)
+        grants = None
+    request[GRANTS] = grants
+    if not auth.enabled:
+        return await handler(request)
+    name = request.match_info.get('name')
+    if name is None:
+        # The API base and unknown paths: any valid credentials will do.
+        if grants is None or (request.path == '/v2/'
+                              and 'Authorization' not in request.headers):
+            raise errors.Unauthorized(headers={
+                'WWW-Authenticate': auth.challenge(request)})
+        return await handler(request)
+    action = required_action(request.method)
+    repository = auth.canonical(name)
+    if repository is None:
+        raise errors.NameInvalid('invalid repository name %r' % name[:300])
+    if grants is not None and grants.allows(repository, action):
+        return await handler(request)
+    if grants is not None and grants.subject and not _bearer(request):
+        raise errors.Denied('%s may not %s %s'
+                            % (grants.subject, action, name))
+    raise errors.Unauthorized(
+        'authentication required to %s %s' % (action, name), headers={
+            'WWW-Authenticate': auth.challenge(
+                request, name, challenge_actions(action))})
+
+
+def _bearer(request):
+    return request.headers.get('Authorization', '').lower().startswith(
+        'bearer ')
+
+
+def may_pull(request, name):
+    """Whether this request may also read `name` (cross-repo mounts)."""
+    auth = request.app[base.AUTH]
+    grants = request.get(GRANTS)
+    if not auth.enabled:
+        return True
+    repository = auth.canonical(name)
+    return bool(grants and repository
+                and grants.allows(repository, auth_module.PULL))

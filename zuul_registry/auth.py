@@ -1,0 +1,211 @@
+"""Users, access levels and tokens.
+
+A `write` user may pull, push and delete; a `read` user may pull.  With
+no users configured, everyone may do everything (a loopback-only default;
+config.py refuses it on a network address unless told explicitly).
+Anonymous pull follows `Config.anonymous_pull`.
+
+Tokens are JWTs signed (HS256) with the configured secret, so any server
+process with the same secret accepts them.  Each carries the repositories
+and actions it grants, in canonical form ("docker.io/library/alpine"), so
+"library/alpine" and "docker.io/library/alpine" are one repository when
+namespaces are on.  Refresh tokens (containerd asks for them) are JWTs of
+their own type that name only the user; they never grant access
+themselves.
+"""
+
+import base64
+import binascii
+import datetime
+import hmac
+import logging
+import secrets
+import time
+
+import jwt
+
+from zuul_registry import oci
+
+log = logging.getLogger('zuul_registry.auth')
+
+PULL, PUSH, DELETE = 'pull', 'push', 'delete'
+ALL_ACTIONS = frozenset((PULL, PUSH, DELETE))
+ACCESS_ACTIONS = {'read': frozenset((PULL,)), 'write': ALL_ACTIONS}
+ISSUER = 'zuul-registry'
+SERVICE = 'zuul-registry'
+REFRESH_EXPIRATION = 7 * 86400
+_CLOCK_SKEW = 30  # seconds of clock difference between server processes
+
+
+class AuthError(Exception):
+    """Credentials or a token that cannot be accepted."""
+
+
+class Grants:
+    """What a request may do: actions everywhere, and per repository."""
+
+    def __init__(self, *, everywhere=frozenset(), repositories=None,
+                 subject=None):
+        self.everywhere = frozenset(everywhere)
+        self.repositories = repositories or {}
+        self.subject = subject
+
+    def allows(self, repository, action):
+        return (action in self.everywhere
+                or action in self.repositories.get(repository, ()))
+
+
+class Auth:
+
+    def __init__(self, config, namespaces):
+        self.users = {user.name: user for user in config.users}
+        self.enabled = bool(self.users)
+        self.secret = config.secret
+        self.token_expiration = config.token_expiration
+        self.public_url = config.public_url
+        self.namespaces = namespaces
+        self.anonymous_actions = (ALL_ACTIONS if not self.enabled else
+                                  frozenset((PULL,)) if config.anonymous_pull
+                                  else frozenset())
+
+    # -- identities ---------------------------------------------------------
+
+    def user_actions(self, name, password):
+        """The actions of a user whose password matches, else None."""
+        user = self.users.get(name)
+        # Compare even for unknown names, so timing says nothing.
+        expected = user.password if user else secrets.token_hex(16)
+        matches = hmac.compare_digest(expected.encode('utf8'),
+                                      (password or '').encode('utf8'))
+        if user is None or not matches:
+            return None
+        return ACCESS_ACTIONS[user.access]
+
+    def basic_credentials(self, header):
+        """(name, password) from a Basic Authorization header, or None."""
+        scheme, _, value = (header or '').partition(' ')
+        if scheme.lower() != 'basic':
+            return None
+        try:
+            decoded = base64.b64decode(value.strip(), validate=True)
+            name, _, password = decoded.decode('utf8').partition(':')
+        except (binascii.Error, UnicodeDecodeError):
+            raise AuthError('malformed Basic credentials') from None
+        return name, password
+
+    def grants_for_request(self, header):
+        """Grants of a request's Authorization header; AuthError if bad."""
+        scheme, _, value = (header or '').partition(' ')
+        if not header:
+            return Grants(everywhere=self.anonymous_actions)
+        if scheme.lower() == 'bearer':
+            return self.verify_token(value.strip())
+        credentials = self.basic_credentials(header)
+        if credentials is None:
+            raise AuthError('unsupported authorization scheme')
+        actions = self.user_actions(*credentials)
+        if actions is None:
+            raise AuthError('invalid user name or password')
+        return Grants(everywhere=actions, subject=credentials[0])
+
+    # -- tokens -------------------------------------------------------------
+
+    def canonical(self, name):
+        """The one spelling of a repository name, or None if invalid."""
+        try:
+            return str(self.namespaces.resolve(name))
+        except oci.GrammarError:
+            return None
+
+    def issue_token(self, subject, actions, scopes):
+        """Sign a token granting `actions` on the requested scopes."""
+        access = []
+        for name, requested in parse_scopes(scopes):
+            canonical = self.canonical(name)
+            granted = sorted(requested & actions)
+            if canonical and granted:
+                access.append({'type': 'repository', 'name': canonical,
+                               'actions': granted})
+        now = int(time.time())
+        claims = {'iss': ISSUER, 'aud': SERVICE, 'sub': subject or '',
+                  'iat': now, 'nbf': now - _CLOCK_SKEW,
+                  'exp': now + self.token_expiration,
+                  'jti': secrets.token_hex(8), 'access': access}
+        log.debug('Issued token for %s: %s', subject or 'anonymous',
+                  ', '.join('%s:%s' % (a['name'], ','.join(a['actions']))
+                            for a in access) or 'no repository access')
+        return {
+            'token': self._sign(claims),
+            'expires_in': self.token_expiration,
+            'issued_at': datetime.datetime.fromtimestamp(
+                now, datetime.timezone.utc).strftime('%Y-%m-%dT%H:%M:%SZ'),
+        }
+
+    def issue_refresh_token(self, subject):
+        now = int(time.time())
+        return self._sign({'iss': ISSUER, 'aud': SERVICE, 'sub': subject,
+                           'typ': 'refresh', 'iat': now,
+                           'exp': now + REFRESH_EXPIRATION})
+
+    def refresh_subject(self, token):
+        """The user a refresh token was issued to; AuthError otherwise."""
+        claims = self._decode(token)
+        if claims.get('typ') != 'refresh' or claims.get('sub') not in \
+                self.users:
+            raise AuthError('not a valid refresh token')
+        return claims['sub']
+
+    def verify_token(self, token):
+        claims = self._decode(token)
+        if claims.get('typ') is not None:
+            raise AuthError('a refresh token is not an access token')
+        repositories = {}
+        for entry in claims.get('access') or ():
+            if isinstance(entry, dict) and entry.get('type') == 'repository':
+                repositories.setdefault(entry.get('name'), set()).update(
+                    entry.get('actions') or ())
+        return Grants(repositories=repositories,
+                      subject=claims.get('sub') or None)
+
+    def _sign(self, claims):
+        return jwt.encode(claims, self.secret, algorithm='HS256')
+
+    def _decode(self, token):
+        try:
+            return jwt.decode(token, self.secret, algorithms=['HS256'],
+                              audience=SERVICE, issuer=ISSUER,
+                              leeway=_CLOCK_SKEW,
+                              options={'require': ['exp', 'iat', 'iss',
+                                                   'aud', 'sub']})
+        except jwt.InvalidTokenError as e:
+            raise AuthError('invalid token: %s' % e) from None
+
+    def realm(self, request):
+        base = self.public_url or '%s://%s' % (request.scheme, request.host)
+        return base + '/auth/token'
+
+    def challenge(self, request, repository=None, actions=()):
+        value = 'Bearer realm="%s",service="%s"' % (self.realm(request),
+                                                    SERVICE)
+        if repository:
+            value += ',scope="repository:%s:%s"' % (repository,
+                                                    ','.join(actions))
+        return value
+
+
+def parse_scopes(scopes):
+    """Yield (repository name, set of actions) from scope strings.
+
+    Each string may hold several space-separated scopes, as containerd
+    sends them; other resource types are skipped.
+    """
+    for text in scopes:
+        for scope in text.split():
+            kind, _, rest = scope.partition(':')
+            name, _, actions = rest.rpartition(':')
+            if kind != 'repository' or not name:
+                continue
+            wanted = set(actions.split(','))
+            if '*' in wanted:
+                wanted = set(ALL_ACTIONS)
+            yield name, wanted & ALL_ACTIONS
