@@ -17,6 +17,7 @@ themselves.
 import base64
 import binascii
 import datetime
+import hashlib
 import hmac
 import logging
 import secrets
@@ -60,7 +61,14 @@ class Auth:
     def __init__(self, config, namespaces):
         self.users = {user.name: user for user in config.users}
         self.enabled = bool(self.users)
-        self.secret = config.secret
+        # The signing key is derived, so that any secret yields a full
+        # 256-bit HMAC key; the secret's own strength is what counts.
+        self._key = hmac.new((config.secret or '').encode('utf8'),
+                             b'zuul-registry token key v1',
+                             hashlib.sha256).digest()
+        if self.enabled and len(config.secret or '') < 32:
+            log.warning('The token secret is shorter than 32 characters; '
+                        'use a long random value')
         self.token_expiration = config.token_expiration
         self.public_url = config.public_url
         self.namespaces = namespaces
@@ -168,11 +176,11 @@ class Auth:
                       subject=claims.get('sub') or None)
 
     def _sign(self, claims):
-        return jwt.encode(claims, self.secret, algorithm='HS256')
+        return jwt.encode(claims, self._key, algorithm='HS256')
 
     def _decode(self, token):
         try:
-            return jwt.decode(token, self.secret, algorithms=['HS256'],
+            return jwt.decode(token, self._key, algorithms=['HS256'],
                               audience=SERVICE, issuer=ISSUER,
                               leeway=_CLOCK_SKEW,
                               options={'require': ['exp', 'iat', 'iss',

@@ -31,10 +31,11 @@ async def assert_error(response, status, code):
     return body
 
 
-async def push_blob(client, name, data):
+async def push_blob(client, name, data, *, headers=None):
     digest = digest_of(data)
     response = await client.post('/v2/%s/blobs/uploads/?digest=%s'
-                                 % (name, digest), data=data)
+                                 % (name, digest), data=data,
+                                 headers=headers)
     assert response.status == 201, await response.text()
     return digest
 
@@ -59,17 +60,18 @@ def image_manifest(config_digest, config_size, layers, *,
 
 
 async def push_image(client, name, tag, *, layer=b'layer-bytes',
-                     media_type=OCI_MANIFEST):
+                     media_type=OCI_MANIFEST, headers=None):
     """Push config, one layer and a manifest; return the manifest digest."""
     config = json.dumps({'architecture': 'amd64', 'os': 'linux',
                          'layer': layer.decode('latin1')}).encode()
-    config_digest = await push_blob(client, name, config)
-    layer_digest = await push_blob(client, name, layer)
+    config_digest = await push_blob(client, name, config, headers=headers)
+    layer_digest = await push_blob(client, name, layer, headers=headers)
     body = image_manifest(config_digest, len(config),
                           [(layer_digest, len(layer))],
                           media_type=media_type)
     response = await client.put('/v2/%s/manifests/%s' % (name, tag),
                                 data=body,
-                                headers={'Content-Type': media_type})
+                                headers={'Content-Type': media_type,
+                                         **(headers or {})})
     assert response.status == 201, await response.text()
     return digest_of(body), body
