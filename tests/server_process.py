@@ -2,9 +2,11 @@
 
 :class:`ServerProcess` writes a zuul-registry config into a directory, starts
 ``python -m zuul_registry -d -c CONFIG serve`` on a free loopback port and
-waits until ``GET /v2/`` answers 200. The port and the storage root stay the
-same across :meth:`~ServerProcess.restart`, so a test can kill the server
-and bring it back on the data it left behind.
+waits until ``GET /v2/`` answers 200 (or 401, the token challenge, when
+users are configured). With ``tls-cert`` in the config it speaks HTTPS and
+checks the server's certificate against ``tls_ca``. The port and the
+storage root stay the same across :meth:`~ServerProcess.restart`, so a test
+can kill the server and bring it back on the data it left behind.
 
 :class:`DistributionProcess` runs the CNCF Distribution registry
 (``docker-registry``) the same way. It is the reference implementation: the
@@ -18,6 +20,7 @@ import http.client
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -44,14 +47,15 @@ class ServerProcess:
     ``directory`` holds the config file, the log and (unless
     ``storage_root`` is given) the filesystem storage. ``registry`` entries
     are merged into the ``registry:`` section of the config as they are
-    (for example ``users`` or ``tls-cert``).
+    (for example ``users`` or ``tls-cert``). ``tls_ca`` is the CA file
+    that signed ``tls-cert``; without it the certificate is not checked.
     """
 
     name = 'zuul-registry'
 
     def __init__(self, directory, *, namespaced=False, default_namespace=None,
                  storage_root=None, port=None, debug=True,
-                 start_timeout=30.0, registry=None):
+                 start_timeout=30.0, registry=None, tls_ca=None):
         self.directory = os.path.abspath(directory)
         os.makedirs(self.directory, exist_ok=True)
         self.namespaced = namespaced
@@ -62,6 +66,7 @@ class ServerProcess:
         self.debug = debug
         self.start_timeout = start_timeout
         self.extra_registry = dict(registry or {})
+        self.tls_ca = tls_ca
         self.config_path = os.path.join(self.directory, 'registry.yaml')
         self.log_path = os.path.join(self.directory, 'server.log')
         self.process = None
@@ -74,8 +79,12 @@ class ServerProcess:
         return '127.0.0.1:%d' % self.port
 
     @property
+    def tls(self):
+        return bool(self.extra_registry.get('tls-cert'))
+
+    @property
     def url(self):
-        return 'http://%s' % self.host_port
+        return '%s://%s' % ('https' if self.tls else 'http', self.host_port)
 
     # -- configuration and command -----------------------------------------
 
@@ -146,7 +155,8 @@ class ServerProcess:
                                                 self.log_text()))
             try:
                 status = self.get_status('/v2/')
-                if status == 200:
+                if status == 200 or (
+                        status == 401 and self.extra_registry.get('users')):
                     return
                 last = 'GET /v2/ -> %d' % status
             except OSError as e:
@@ -156,7 +166,16 @@ class ServerProcess:
             self.name, self.url, self.start_timeout, last, self.log_text()))
 
     def get_status(self, path, *, method='GET'):
-        conn = http.client.HTTPConnection('127.0.0.1', self.port, timeout=2)
+        if self.tls:
+            context = ssl.create_default_context(cafile=self.tls_ca)
+            if not self.tls_ca:
+                context.check_hostname = False
+                context.verify_mode = ssl.CERT_NONE
+            conn = http.client.HTTPSConnection(
+                '127.0.0.1', self.port, timeout=2, context=context)
+        else:
+            conn = http.client.HTTPConnection('127.0.0.1', self.port,
+                                              timeout=2)
         try:
             conn.request(method, path)
             response = conn.getresponse()
@@ -216,6 +235,22 @@ class ServerProcess:
                 return f.read().decode('utf-8', 'replace')
         except FileNotFoundError:
             return ''
+
+    def wait_for_log(self, predicate, *, since=0, timeout=5.0):
+        """Wait until ``predicate(log_text)`` is true; return the log text.
+
+        A server may write its access log line just after the response has
+        gone out, so a client can be done before the line is there.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            text = self.log_text(since=since)
+            if predicate(text):
+                return text
+            if time.monotonic() > deadline:
+                raise AssertionError('%s log never matched; log:\n%s'
+                                     % (self.name, text))
+            time.sleep(0.05)
 
 
 class DistributionProcess(ServerProcess):

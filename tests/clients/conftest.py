@@ -95,4 +95,3 @@ def docker_archive(skopeo, oci_image, tmp_path):
                                'test/archive:v1', env=skopeo.env,
                                policy=skopeo.policy)
     return path
-

@@ -1,10 +1,11 @@
 """A registry killed with SIGKILL mid-upload loses no committed blob and
 never serves a partial one.
 
-Many monolithic-by-pieces blob uploads (POST, several PATCHes, PUT ?digest=)
+Thirty chunked blob uploads (POST, a PATCH per 64 KiB piece, PUT ?digest=)
 run at once; once some of them have been answered 201 Created, the server
-gets SIGKILL while the rest are between their first PATCH and their PUT. The
-server is started again on the same port and storage, and then:
+gets SIGKILL just after another PUT went out, while the rest are still
+sending PATCHes. The server is started again on the same port and storage,
+and then:
 
 * every blob whose PUT was answered 201 is served whole, with its digest;
 * every blob whose PUT was never sent is 404 Not Found;
@@ -87,10 +88,18 @@ async def _upload_and_kill(server, uploads, kill_delay):
     Returns the states of the uploads at the moment of the kill.
     """
     committed = asyncio.Event()
+    put_on_wire = asyncio.Event()
+
+    async def headers_sent(session, context, params):
+        if params.method == 'PUT':
+            put_on_wire.set()
+
+    trace = aiohttp.TraceConfig()
+    trace.on_request_headers_sent.append(headers_sent)
     timeout = aiohttp.ClientTimeout(total=60)
-    connector = aiohttp.TCPConnector(limit=0, force_close=False)
-    async with aiohttp.ClientSession(timeout=timeout,
-                                     connector=connector) as session:
+    connector = aiohttp.TCPConnector(limit=0)
+    async with aiohttp.ClientSession(timeout=timeout, connector=connector,
+                                     trace_configs=[trace]) as session:
         tasks = [asyncio.ensure_future(
             _upload(session, server.url, upload, committed))
             for upload in uploads]
@@ -112,13 +121,12 @@ async def _upload_and_kill(server, uploads, kill_delay):
                                return_when=asyncio.FIRST_COMPLETED)
             waiter.cancel()
         # Aim the kill at a commit: wait briefly for a PUT on the wire,
-        # then give it a moment to reach the server.
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + 2
-        while loop.time() < deadline and \
-                not any(u.state == PUT_SENT for u in uploads) and \
-                not all(task.done() for task in tasks):
-            await asyncio.sleep(0.001)
+        # then give the server a moment to start on it.
+        put_on_wire.clear()
+        try:
+            await asyncio.wait_for(put_on_wire.wait(), timeout=2)
+        except asyncio.TimeoutError:
+            pass
         await asyncio.sleep(kill_delay)
         states_at_kill = [u.state for u in uploads]
         server.process.kill()
@@ -183,7 +191,6 @@ def test_sigkill_mid_upload_keeps_committed_blobs_and_no_partial_ones(
 
     summary = {name: states_at_kill.count(state)
                for state, name in enumerate(STATE_NAMES)}
-    print(summary, [(STATE_NAMES[u.state], type(u.error).__name__) for u in uploads if u.state == PUT_SENT])
     # The kill really hit the server mid-flight.
     assert summary['committed'] >= KILL_AFTER_COMMITTED, summary
     assert summary['uploading'] + summary['put-sent'] >= 5, summary

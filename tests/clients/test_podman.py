@@ -29,10 +29,16 @@ def _push(tools, layout, reference):
     tools.skopeo('copy', NO_TLS_DEST, layout.ref, 'docker://' + reference)
 
 
-def _requests(server, since, path):
-    """Log lines of requests for ``path`` since the log offset ``since``."""
-    return [line for line in server.log_text(since=since).splitlines()
-            if path in line and 'GET' in line]
+def _requested(log, path):
+    """Whether the log has a GET request line for ``path``."""
+    return any(path in line and 'GET' in line for line in log.splitlines())
+
+
+def _wait_for_requests(server, since, *paths):
+    """The log since offset ``since``, once it shows GETs of all paths."""
+    return server.wait_for_log(
+        lambda log: all(_requested(log, path) for path in paths),
+        since=since)
 
 
 def _image_id_and_digest(tools, reference):
@@ -52,10 +58,9 @@ def test_podman_pull_through_namespaced_mirror_comes_from_registry(
     mark = server.log_offset()
     podman.podman('pull', 'docker.io/test/image:tag')
 
-    assert _requests(server, mark, '/v2/docker.io/test/image/manifests/tag'), \
-        server.log_text(since=mark)
-    assert _requests(server, mark, '/v2/docker.io/test/image/blobs/%s'
-                     % image.layers[0].blob.digest)
+    _wait_for_requests(
+        server, mark, '/v2/docker.io/test/image/manifests/tag',
+        '/v2/docker.io/test/image/blobs/%s' % image.layers[0].blob.digest)
     assert _image_id_and_digest(podman, 'docker.io/test/image:tag') == \
         (image.config.digest, image.digest)
 
@@ -84,10 +89,9 @@ def test_podman_pull_through_bare_mirror_uses_default_namespace(
     podman.podman('pull', 'docker.io/test/image:bare')
     podman.podman('pull', 'docker.io/test/image:namespaced')
 
-    log = server.log_text(since=mark)
-    assert _requests(server, mark, '/v2/test/image/manifests/bare'), log
-    assert _requests(server, mark, '/v2/test/image/manifests/namespaced'), log
-    assert not _requests(server, mark, '/v2/docker.io/'), log
+    log = _wait_for_requests(server, mark, '/v2/test/image/manifests/bare',
+                             '/v2/test/image/manifests/namespaced')
+    assert not _requested(log, '/v2/docker.io/'), log
     assert _image_id_and_digest(podman, 'docker.io/test/image:bare') == \
         (image.config.digest, image.digest)
     assert _image_id_and_digest(podman, 'docker.io/test/image:namespaced') \

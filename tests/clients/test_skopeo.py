@@ -173,3 +173,49 @@ def test_namespaces_keep_same_name_and_tag_apart(
                       'docker://%s/%s/x/y:1' % (host, namespace),
                       'oci:%s:1' % out)
         _assert_layout_holds(out, '1', image)
+
+
+def test_list_tags_names_every_pushed_tag(skopeo, registry, oci_image):
+    for tag in ('v1', 'latest', 'release-1.0'):
+        skopeo.skopeo('copy', NO_TLS_DEST, oci_image.ref,
+                      'docker://%s/test/tags:%s' % (registry.host_port, tag))
+    result = skopeo.skopeo('list-tags', '--tls-verify=false',
+                           'docker://%s/test/tags' % registry.host_port)
+    listing = json.loads(result.stdout)
+    assert sorted(listing['Tags']) == ['latest', 'release-1.0', 'v1']
+
+
+def test_registry_to_registry_copy_between_repositories(
+        skopeo, registry, oci_image, tmp_path):
+    """skopeo mounts blobs across repositories of one registry (POST
+    ?mount=&from=); the copy must be complete wherever it lands."""
+    host = registry.host_port
+    skopeo.skopeo('copy', NO_TLS_DEST, oci_image.ref,
+                  'docker://%s/test/source:v1' % host)
+    skopeo.skopeo('copy', NO_TLS_SRC, NO_TLS_DEST,
+                  'docker://%s/test/source:v1' % host,
+                  'docker://%s/other/target:v1' % host)
+    out = tmp_path / 'out-target'
+    skopeo.skopeo('copy', NO_TLS_SRC, 'docker://%s/other/target:v1' % host,
+                  'oci:%s:v1' % out)
+    _assert_layout_holds(out, 'v1', oci_image.image)
+
+
+def test_copy_from_one_namespace_to_another_is_complete(
+        skopeo, namespaced_registry, oci_image, tmp_path):
+    """Whether or not the server mounts across namespaces, the target
+    namespace ends up with the whole image."""
+    host = namespaced_registry.host_port
+    skopeo.skopeo('copy', NO_TLS_DEST, oci_image.ref,
+                  'docker://%s/docker.io/x/y:1' % host)
+    skopeo.skopeo('copy', NO_TLS_SRC, NO_TLS_DEST,
+                  'docker://%s/docker.io/x/y:1' % host,
+                  'docker://%s/quay.io/x/y:1' % host)
+    for layer in oci_image.image.layers:
+        status, _, data = registry_get('%s/v2/quay.io/x/y/blobs/%s' % (
+            namespaced_registry.url, layer.blob.digest), accept='*/*')
+        assert status == 200 and data == layer.blob.data
+    out = tmp_path / 'out-quay'
+    skopeo.skopeo('copy', NO_TLS_SRC, 'docker://%s/quay.io/x/y:1' % host,
+                  'oci:%s:1' % out)
+    _assert_layout_holds(out, '1', oci_image.image)

@@ -97,9 +97,14 @@ class ContainerTools:
             f.write('[storage]\ndriver = "vfs"\ngraphroot = %s\n'
                     'runroot = %s\n' % (_toml(self.storage_root),
                                         _toml(self.storage_runroot)))
+        # podman keeps its engine state and network config (lock files
+        # only, for pull/push) under /run and /etc unless told otherwise.
         with open(self.containers_conf, 'w') as f:
-            f.write('[engine]\ntmp_dir = %s\nevents_logger = "none"\n'
-                    % _toml(self._dir('libpod-tmp')))
+            f.write('[engine]\ntmp_dir = %s\nevents_logger = "none"\n\n'
+                    '[network]\nnetwork_backend = "netavark"\n'
+                    'network_config_dir = %s\n'
+                    % (_toml(self._dir('libpod-tmp')),
+                       _toml(self._dir('networks'))))
         self.write_registries_conf()
 
     def _environment(self):
