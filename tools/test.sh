@@ -1,12 +1,13 @@
 #!/bin/bash
 # Install everything the tests need on a Debian machine, then run them.
 #   bash tools/test.sh [pytest arguments]
-# Debian packages: the container clients the tests drive for real, and
-# docker-registry (CNCF Distribution) that the benchmark compares with.
+# Debian packages: the container clients the tests drive for real (containerd
+# brings the daemon and ctr), and docker-registry (CNCF Distribution) that the
+# benchmark compares with.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES="python3-venv skopeo podman buildah uidmap docker-registry"
+APT_PACKAGES="python3-venv skopeo podman buildah uidmap containerd docker-registry"
 
 missing=""
 for package in $APT_PACKAGES; do

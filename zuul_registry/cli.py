@@ -48,23 +48,37 @@ def _load(path):
 
 
 def ssl_context(config):
-    """A server context for TLS 1.2+, or None for plain HTTP."""
+    """A server context for TLS 1.2+, or None for plain HTTP.
+
+    Every problem with the files ends the program with one line naming
+    the file and the cause.
+    """
     if not config.tls_cert:
         return None
+    for kind, path in (('certificate', config.tls_cert),
+                       ('key', config.tls_key)):
+        try:
+            with open(path, 'rb') as f:
+                f.read(1)
+        except OSError as e:
+            raise SystemExit('cannot read TLS %s %s: %s'
+                             % (kind, path, e.strerror or e))
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     try:
         context.load_cert_chain(config.tls_cert, config.tls_key)
-    except FileNotFoundError as e:
-        raise SystemExit('cannot read TLS file %s: %s'
-                         % (e.filename, e.strerror))
-    except PermissionError as e:
-        raise SystemExit('cannot read TLS file %s: %s'
-                         % (e.filename, e.strerror))
     except ssl.SSLError as e:
-        raise SystemExit('cannot use TLS certificate %s with key %s: %s '
-                         '(does the key match the certificate?)'
-                         % (config.tls_cert, config.tls_key, e.reason or e))
+        if 'KEY_VALUES_MISMATCH' in str(e):
+            cause = 'the key does not match the certificate'
+        else:
+            cause = 'not a PEM certificate and matching private key (%s)' \
+                % (e.reason or e)
+        raise SystemExit('cannot use TLS certificate %s with key %s: %s'
+                         % (config.tls_cert, config.tls_key, cause))
+    except OSError as e:
+        raise SystemExit('cannot read TLS certificate %s or key %s: %s'
+                         % (config.tls_cert, config.tls_key,
+                            e.strerror or e))
     return context
 
 
