@@ -1,5 +1,6 @@
 """What only the filesystem driver promises: files under one root."""
 
+import asyncio
 import os
 import time
 
@@ -95,3 +96,19 @@ async def test_startup_creates_the_root_and_scratch_area(tmp_path):
     await driver.close()
     assert os.path.isdir(os.path.join(driver.root, '.tmp'))
     assert driver.root == str(tmp_path / 'new' / 'root')
+
+
+async def test_put_survives_concurrent_deletes_emptying_its_parents(tmp_path):
+    """Deleting the last object of a tree prunes empty directories; a put
+    racing with it must re-create them, never fail (seen under load)."""
+    driver = FilesystemDriver(str(tmp_path), threads=8, fsync=False)
+    try:
+        async def cycle(index):
+            for round_ in range(40):
+                path = 'ns/_uploads/u%d-%d/_info' % (index, round_)
+                await driver.put(path, b'x')
+                await driver.delete('ns/_uploads/u%d-%d' % (index, round_))
+        await asyncio.gather(*(cycle(i) for i in range(16)))
+        assert await driver.list('ns/_uploads') == []
+    finally:
+        await driver.close()

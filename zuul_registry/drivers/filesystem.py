@@ -222,10 +222,10 @@ class FilesystemDriver(base.Driver):
 
     @staticmethod
     def _publish(tmp, full, exclusive):
-        # A concurrent delete may remove a parent we just made; retry.
+        # A concurrent delete may remove a parent as we make it; retry.
         for attempt in range(5):
-            os.makedirs(os.path.dirname(full), exist_ok=True)
             try:
+                os.makedirs(os.path.dirname(full), exist_ok=True)
                 if exclusive:
                     os.link(tmp, full)
                 else:
