@@ -7,12 +7,13 @@ workloads against both, and prints a table with the ratio ours/reference.
 
 Modules:
 
-``wire``       a deliberately small HTTP/1.1 client (blocking and asyncio),
-               cheap enough that the client is never the bottleneck
-``certs``      a self-signed certificate for ``--tls``
-``servers``    start, probe, measure and stop one registry process
-``workloads``  the measurements: large blob push and pull, many small
-               requests (blob HEAD, manifest GET, small blob push)
-``report``     the table and the JSON file
-``cli``        the options and the run
+``cli``          the options; ``runner`` the run, measurements interleaved
+``servers``      start, probe and stop one registry process; its memory
+``certs``        a self-signed certificate for ``--tls``
+``large``        large blob push and pull
+``small``        many small requests: blob HEAD, manifest GET, small push
+``measure``      time one piece of work, and who used the CPU meanwhile
+``wire``         HTTP/1.1 as the client speaks it; ``connections`` the
+                 client itself, small enough not to be the bottleneck
+``report``       the table and the JSON file
 """

@@ -1,23 +1,14 @@
-"""``python -m bench``: options, the run against each registry, the report."""
+"""``python -m bench``: the options, the run, the report."""
 
 import argparse
-import asyncio
 import os
 import shutil
 import sys
 import tempfile
 
-from bench import report
+from bench import report, runner
 from bench.certs import write_self_signed
-from bench.servers import REGISTRIES, StartError
-from bench.wire import ProtocolError
-from bench.workloads import (LargeBlob, SmallImage, get_manifest_op,
-                             head_blob_op, measure, pull_large, push_large,
-                             push_small_image, push_small_op, run_requests,
-                             small_blobs)
-
-SMALL_REPOSITORY = 'bench/small'
-TAG = 'latest'
+from bench.servers import REGISTRIES
 
 
 def bounded(low, high):
@@ -50,15 +41,16 @@ def parse_args(argv):
                    default='two-step',
                    help='small push as POST + PUT (default; every registry '
                         'supports it) or one POST ?digest= with the body '
-                        '(docker-registry 2.8 does not support that)')
-    p.add_argument('--repeat', type=bounded(1, 50), default=3,
-                   help='runs of each measurement (default 3)')
-    p.add_argument('--stat', choices=('best', 'median'), default='best',
-                   help='which run the table shows (default best)')
+                        '(docker-registry 2.8 answers that with 202 and '
+                        'ignores the body)')
     p.add_argument('--pull-check', choices=('content', 'sha256'),
                    default='content',
                    help='verify the pulled blob by comparing it with what '
                         'was pushed (default, cheap) or by hashing it')
+    p.add_argument('--repeat', type=bounded(1, 50), default=3,
+                   help='runs of each measurement (default 3)')
+    p.add_argument('--stat', choices=('best', 'median'), default='best',
+                   help='which run the table shows (default best)')
     p.add_argument('--tls', action='store_true',
                    help='serve over TLS with a self-signed certificate')
     p.add_argument('--json', metavar='FILE',
@@ -72,87 +64,20 @@ def parse_args(argv):
                    help='keep configs, logs and storage in DIR (default: a '
                         'temporary directory, removed afterwards)')
     p.add_argument('-v', '--verbose', action='store_true',
-                   help='also print client and server CPU use per kind')
+                   help='also print where the CPU went during each kind')
     return p.parse_args(argv)
 
 
-def progress(text):
-    print(text, file=sys.stderr, flush=True)
-
-
-def benchmark(registry, args, large_blobs, image, samples):
-    """Run every measurement against a started registry, filling
-    ``samples`` ({kind: [Sample]}) as it goes; return VmHWM in KiB."""
-    endpoint = registry.endpoint
-    title = registry.title
-
-    def record(kind, sample, label, *, divisor=1, unit='/s'):
-        samples.setdefault(kind, []).append(sample)
-        progress('%s: %s: %.0f %s' % (title, label, sample.rate / divisor,
-                                      unit))
-
-    for run, blob in enumerate(large_blobs, 1):
-        repository = 'bench/large%d' % run
-        record('push', measure(
-            registry, blob.size, lambda: push_large(endpoint, repository,
-                                                    blob), sample_rss=True),
-            'push %d MiB, run %d' % (blob.count, run),
-            divisor=1 << 20, unit='MiB/s')
-        record('pull', measure(
-            registry, blob.size, lambda: pull_large(
-                endpoint, repository, blob, check=args.pull_check),
-            sample_rss=True),
-            'pull %d MiB, run %d' % (blob.count, run),
-            divisor=1 << 20, unit='MiB/s')
-
-    push_small_image(endpoint, SMALL_REPOSITORY, image, TAG)
-    n, c = args.requests, args.concurrency
-    for run in range(1, args.repeat + 1):
-        operations = [
-            ('head', 'HEAD blob', head_blob_op(SMALL_REPOSITORY, image.layer)),
-            ('manifest', 'GET manifest', get_manifest_op(
-                SMALL_REPOSITORY, TAG, image.manifest)),
-            ('small_push', 'small push', push_small_op(
-                SMALL_REPOSITORY, small_blobs(n, args.small_bytes,
-                                              seed=1000 + run),
-                monolithic=args.small_push == 'monolithic')),
-        ]
-        for kind, name, operation in operations:
-            record(kind, measure(registry, n, lambda: asyncio.run(
-                run_requests(endpoint, n, c, operation))),
-                '%s x%d, run %d' % (name, n, run))
-    return registry.memory_kib().get('VmHWM', 0)
-
-
-def run(args, directory):
+def make_registries(args, directory):
     tls = write_self_signed(directory) if args.tls else None
-    progress('preparing %d blob(s) of %d MiB' % (args.repeat, args.blob_mib))
-    large_blobs = [LargeBlob.make(args.blob_mib, seed=run)
-                   for run in range(args.repeat)]
-    image = SmallImage.make(args.small_bytes, seed=7)
     keys = [args.only] if args.only else ['ours', 'reference']
-    results = {}
+    registries = []
     for key in keys:
-        cls = REGISTRIES[key]
         extra = {'binary': args.reference_bin} if key == 'reference' else {}
-        registry = cls(os.path.join(directory, key), tls=tls,
-                       start_timeout=args.start_timeout, **extra)
-        samples, peak, error = {}, 0, None
-        progress('%s: starting' % registry.title)
-        try:
-            with registry:
-                progress('%s: listening on %s (pid %d)' % (
-                    registry.title, registry.endpoint.url, registry.pid))
-                peak = benchmark(registry, args, large_blobs, image, samples)
-        except (StartError, ProtocolError, OSError) as e:
-            error = '%s: %s' % (type(e).__name__, e)
-            if not isinstance(e, StartError):
-                error += '\n' + registry.log_tail()
-            progress('%s: FAILED: %s' % (registry.title, error))
-        results[key] = {'title': registry.title, 'error': error,
-                        'samples': samples,
-                        'metrics': report.summarize(samples, peak)}
-    return results
+        registries.append(REGISTRIES[key](
+            os.path.join(directory, key), tls=tls,
+            start_timeout=args.start_timeout, **extra))
+    return registries
 
 
 def main(argv=None):
@@ -161,16 +86,20 @@ def main(argv=None):
                 'concurrency': args.concurrency,
                 'small_bytes': args.small_bytes,
                 'small_push': args.small_push, 'repeat': args.repeat,
-                'pull_check': args.pull_check,
-                'tls': args.tls}
+                'pull_check': args.pull_check, 'tls': args.tls}
     if args.workdir:
         os.makedirs(args.workdir, exist_ok=True)
-        results = run(args, os.path.abspath(args.workdir))
+        subjects = runner.run(make_registries(
+            args, os.path.abspath(args.workdir)), args)
     else:
         with tempfile.TemporaryDirectory(prefix='zuul-registry-bench-') as d:
-            results = run(args, d)
+            subjects = runner.run(make_registries(args, d), args)
+    results = {s.registry.key: report.result(s) for s in subjects}
     print()
     print(report.table(results, args.stat, settings))
+    noisy = report.background_warning(results)
+    if noisy:
+        print('\n' + noisy)
     if args.verbose:
         print()
         print(report.cpu_table(results))

@@ -16,6 +16,16 @@ RATES = (
 MEMORY = ('peak_rss', 'peak RSS MiB')      # lower is better
 
 
+def result(subject):
+    """What the report needs of one runner.Subject."""
+    failed = [key for key, _, _ in RATES if not subject.can(key)]
+    if subject.dead:
+        failed.append(MEMORY[0])
+    return {'title': subject.title, 'error': subject.error,
+            'failed': failed, 'samples': subject.samples,
+            'metrics': summarize(subject.samples, subject.peak_rss_kib)}
+
+
 def summarize(samples, peak_rss_kib):
     """Metrics of one registry from its samples ({kind: [Sample]})."""
     metrics = {}
@@ -40,6 +50,7 @@ def runs_detail(samples):
     return {kind: [{'amount': s.amount, 'seconds': round(s.seconds, 6),
                     'client_cpu_s': round(s.client_cpu, 4),
                     'server_cpu_s': round(s.server_cpu, 4),
+                    'other_cpu_s': round(s.other_cpu, 4),
                     'rss_peak_mib': round(s.peak_rss_kib / 1024, 1)}
                    for s in runs]
             for kind, runs in samples.items()}
@@ -61,10 +72,18 @@ def table(results, stat, settings):
     headers = [title for _, title, _ in RATES] + [MEMORY[1]]
     keys = [key for key, _, _ in RATES] + [MEMORY[0]]
     rows = []
+    marked = False
     for result in results.values():
         metrics = result['metrics']
-        cells = [_number(metrics[k][stat]) if k in metrics else
-                 ('FAILED' if result.get('error') else '-') for k in keys]
+        cells = []
+        for key in keys:
+            failed = key in result['failed']
+            if key in metrics:
+                cells.append(_number(metrics[key][stat]) +
+                             ('!' if failed else ''))
+                marked = marked or failed
+            else:
+                cells.append('FAILED' if failed else '-')
         rows.append([result['title']] + cells)
     found = ratios(results, stat)
     if found:
@@ -79,6 +98,8 @@ def table(results, stat, settings):
             c.rjust(w) for c, w in zip(row[1:], widths)]))
     lines.append('')
     lines.append(_legend(stat, settings))
+    if marked:
+        lines.append('!: some runs failed; the number is from the others.')
     return '\n'.join(lines)
 
 
@@ -97,25 +118,41 @@ def _legend(stat, s):
     ])
 
 
+def _median_share(runs, field):
+    return statistics.median(getattr(s, field) / s.seconds for s in runs)
+
+
+def background_warning(results, *, threshold=0.25):
+    """A warning if other processes used the CPUs during the runs."""
+    worst = 0.0
+    for r in results.values():
+        for runs in r['samples'].values():
+            worst = max(worst, _median_share(runs, 'other_cpu'))
+    if worst < threshold:
+        return None
+    return ('warning: other processes used up to %.0f%% of a core during '
+            'the runs (median per kind); the machine is shared, so the '
+            'numbers are noisy. Use -v to see where, and --repeat to take '
+            'more runs.' % (worst * 100))
+
+
 def cpu_table(results):
-    """Median CPU use of client and server per kind, as % of one core."""
+    """Median CPU use per kind, as % of one core: client/server/other."""
     kinds = [(key, title.split()[0] if key != 'manifest' else 'manifest')
              for key, title, _ in RATES]
-    lines = ['CPU during the runs, % of one core (client / server), '
-             'median:']
+    lines = ['CPU during the runs, % of one core, median '
+             '(client/server/others; 2 cores = 200):']
     width = max([len(r['title']) for r in results.values()] + [8])
     lines.append(' ' * width + ''.join(
-        name.rjust(14) for _, name in kinds))
+        name.rjust(15) for _, name in kinds))
     for result in results.values():
         cells = []
         for key, _ in kinds:
-            runs = result.get('samples', {}).get(key, [])
-            if not runs:
-                cells.append('-'.rjust(14))
-                continue
-            client = statistics.median(s.client_cpu / s.seconds for s in runs)
-            server = statistics.median(s.server_cpu / s.seconds for s in runs)
-            cells.append(('%d / %d' % (client * 100, server * 100)).rjust(14))
+            runs = result['samples'].get(key, [])
+            shares = [_median_share(runs, f) * 100 for f in (
+                'client_cpu', 'server_cpu', 'other_cpu')] if runs else None
+            cells.append(('%d/%d/%d' % tuple(shares) if shares else
+                          '-').rjust(15))
         lines.append(result['title'].ljust(width) + ''.join(cells))
     transfer = ['%s %.0f MiB' % (r['title'], r['metrics']['transfer_rss'][
         'max']) for r in results.values() if 'transfer_rss' in r['metrics']]
@@ -130,9 +167,10 @@ def write_json(path, results, stat, settings):
         'settings': settings,
         'stat': stat,
         'registries': {
-            key: {'title': r['title'], 'error': r.get('error'),
+            key: {'title': r['title'], 'error': r['error'],
+                  'failed': r['failed'],
                   'metrics': r['metrics'],
-                  'runs': runs_detail(r.get('samples', {}))}
+                  'runs': runs_detail(r['samples'])}
             for key, r in results.items()},
         'ratio_ours_reference': ratios(results, stat),
     }

@@ -11,16 +11,18 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
 
 import yaml
 
-from bench.wire import Connection, Endpoint, ProtocolError
+from bench.connections import Connection
+from bench.wire import Endpoint, ProtocolError
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 HOST = '127.0.0.1'
 CLOCK_TICKS = os.sysconf('SC_CLK_TCK')
+ERROR_MARKS = ('Traceback', ' ERROR ', 'level=error', 'level=fatal',
+               'panic:')
 
 
 class StartError(Exception):
@@ -51,6 +53,7 @@ class Registry:
         self.start_timeout = start_timeout
         self.port = None
         self.process = None
+        self._endpoint = None
 
     # -- what subclasses provide ------------------------------------------
 
@@ -67,8 +70,11 @@ class Registry:
 
     @property
     def endpoint(self):
-        context = self.tls.client_context() if self.tls else None
-        return Endpoint(HOST, self.port, context)
+        """Where to reach it, with the client TLS context if any."""
+        if self._endpoint is None or self._endpoint.port != self.port:
+            context = self.tls.client_context() if self.tls else None
+            self._endpoint = Endpoint(HOST, self.port, context)
+        return self._endpoint
 
     @property
     def pid(self):
@@ -137,17 +143,32 @@ class Registry:
                              '%s' % (self.title, self.process.returncode,
                                      self.log_tail()))
 
-    def log_tail(self, lines=25):
+    def log_size(self):
+        try:
+            return os.path.getsize(self.log_path)
+        except FileNotFoundError:
+            return 0
+
+    def log_tail(self, lines=30, *, since=0):
+        """The log from ``since`` on: from its first error if it has one
+        (a traceback, an ERROR line, a panic), else its last lines."""
         try:
             with open(self.log_path, 'rb') as f:
+                f.seek(since)
                 text = f.read().decode('utf-8', 'replace')
         except FileNotFoundError:
             return 'no log'
-        tail = text.splitlines()[-lines:]
-        if not tail:
-            return 'its log (%s) is empty' % self.log_path
-        return 'last lines of %s:\n    %s' % (self.log_path,
-                                              '\n    '.join(tail))
+        found = text.splitlines()
+        if not found:
+            return 'nothing new in its log (%s)' % self.log_path
+        first = next((i for i, line in enumerate(found) if any(
+            mark in line for mark in ERROR_MARKS)), None)
+        if first is None:
+            shown, where = found[-lines:], 'last lines'
+        else:
+            shown, where = found[first:first + lines], 'first error'
+        return '%s of %s:\n    %s' % (where, self.log_path,
+                                      '\n    '.join(shown))
 
     # -- measurements --------------------------------------------------------
 
@@ -167,41 +188,6 @@ class Registry:
             fields = f.read().rpartition(')')[2].split()
         # fields[0] is the state, field 3; utime and stime are fields 14, 15
         return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
-
-
-class RssSampler:
-    """Sample a process's VmRSS in a thread; ``peak_kib`` is the largest."""
-
-    def __init__(self, registry, *, interval=0.02, limit=600.0):
-        self.registry = registry
-        self.interval = interval
-        self.limit = limit
-        self.peak_kib = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self):
-        deadline = time.monotonic() + self.limit
-        while not self._stop.is_set() and time.monotonic() < deadline:
-            try:
-                rss = self.registry.memory_kib().get('VmRSS', 0)
-            except OSError:
-                return
-            self.peak_kib = max(self.peak_kib, rss)
-            self._stop.wait(self.interval)
-
-    def __enter__(self):
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._thread.join(timeout=5)
-        try:
-            rss = self.registry.memory_kib().get('VmRSS', 0)
-            self.peak_kib = max(self.peak_kib, rss)
-        except OSError:
-            pass
 
 
 class Ours(Registry):
