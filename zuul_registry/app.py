@@ -12,9 +12,17 @@ from zuul_registry.storage.namespaces import Namespaces
 
 log = logging.getLogger('zuul_registry.app')
 
+
+def _swift_driver(storage_config):
+    # Imported here: python-swiftclient is loaded only when Swift is used.
+    from zuul_registry.drivers.swift import SwiftDriver
+    return SwiftDriver.from_config(storage_config)
+
+
 DRIVERS = {
     'filesystem': lambda storage_config: FilesystemDriver(
         storage_config.root),
+    'swift': _swift_driver,
 }
 
 

@@ -38,7 +38,19 @@ class User:
 @dataclass(frozen=True)
 class StorageConfig:
     driver: str
-    root: str
+    root: Optional[str] = None            # filesystem
+    container: Optional[str] = None       # swift, and one of:
+    cloud: Optional[str] = None           # a cloud of clouds.yaml
+    auth_url: Optional[str] = None        # or credentials
+    auth_version: Optional[int] = None    # 1: tempauth, 3: Keystone v3
+    user: Optional[str] = None            # v1
+    key: Optional[str] = dataclasses.field(default=None, repr=False)
+    username: Optional[str] = None        # v3
+    password: Optional[str] = dataclasses.field(default=None, repr=False)
+    project_name: Optional[str] = None
+    user_domain_name: Optional[str] = None
+    project_domain_name: Optional[str] = None
+    region_name: Optional[str] = None     # v3 and cloud
 
 
 @dataclass(frozen=True)
@@ -58,6 +70,7 @@ class Config:
     anonymous_read: Optional[bool] = None   # None: allowed unless read users
     token_expiration: int = 3600
     manifest_size_limit: int = 4 * 1024 * 1024
+    delete_enabled: bool = True   # false: manifest, tag, blob DELETE is 405
 
     @property
     def anonymous_pull(self) -> bool:
@@ -235,12 +248,43 @@ def _users(value, path, problems):
 _EXPIRATION = _scalar(int, lambda value: value > 0,
                       'must be a positive number of seconds')
 _STORAGE_FIELDS = {
-    'driver': _Field('driver', _choice('filesystem'), required=True),
+    'driver': _Field('driver', _choice('filesystem', 'swift'),
+                     required=True),
     'expiration': _Field('expiration', _EXPIRATION),
 }
+_SWIFT_CONTAINER = _scalar(
+    str, lambda value: 0 < len(value) <= 256 and '/' not in value,
+    'must be a Swift container name: 1 to 256 characters, without "/"')
 _DRIVER_FIELDS = {
     'filesystem': {'root': _Field('root', _directory, required=True)},
+    'swift': {
+        'container': _Field('container', _SWIFT_CONTAINER, required=True),
+        'cloud': _Field('cloud', _string),
+        'auth-url': _Field('auth_url', _url),
+        'auth-version': _Field('auth_version', _scalar(
+            int, (1, 3).__contains__, 'must be 1 (tempauth) or 3 '
+            '(Keystone v3)')),
+        'user': _Field('user', _string),
+        'key': _Field('key', _string),
+        'username': _Field('username', _string),
+        'password': _Field('password', _string),
+        'project-name': _Field('project_name', _string),
+        'user-domain-name': _Field('user_domain_name', _string),
+        'project-domain-name': _Field('project_domain_name', _string),
+        'region-name': _Field('region_name', _string),
+    },
 }
+# Which swift keys go with which way of authenticating.
+_SWIFT_AUTH_KEYS = {
+    'cloud': ((), ('region-name',)),
+    1: (('auth-url', 'user', 'key'), ()),
+    3: (('auth-url', 'username', 'password', 'project-name'),
+        ('user-domain-name', 'project-domain-name', 'region-name')),
+}
+_SWIFT_AUTH_NAMES = {'cloud': 'cloud (the credentials come from '
+                              'clouds.yaml)',
+                     1: 'auth-version 1 (tempauth)',
+                     3: 'auth-version 3 (Keystone v3)'}
 
 
 def _storage(value, path, problems):
@@ -249,8 +293,40 @@ def _storage(value, path, problems):
     known = isinstance(driver, str) and driver in _DRIVER_FIELDS
     # The other keys of an unknown driver cannot be judged.
     fields = dict(_STORAGE_FIELDS, **(_DRIVER_FIELDS[driver] if known else {}))
-    return _check_mapping(value, path, fields, problems,
-                          report_unknown=known)
+    values = _check_mapping(value, path, fields, problems,
+                            report_unknown=known)
+    if driver == 'swift':
+        _check_swift_auth(value, values, path, problems)
+    return values
+
+
+def _check_swift_auth(raw, values, path, problems):
+    """One way to authenticate, with its keys and no others'."""
+    given = {key for key in _DRIVER_FIELDS['swift']
+             if raw.get(key) is not None} - {'container'}
+    if not given:
+        problems.append(f'{path}.cloud: required, or auth-url with user and '
+                        f'key (tempauth) or with username, password and '
+                        f'project-name (Keystone v3)')
+        return
+    if 'cloud' in given:
+        how = 'cloud'
+    elif 'auth-version' in given:
+        how = values.get('auth_version')
+        if how is None:
+            return   # invalid, already reported
+    else:
+        how = 1 if given & {'user', 'key'} else 3
+        values['auth_version'] = how
+    required, optional = _SWIFT_AUTH_KEYS[how]
+    problems.extend(f'{path}.{key}: required with {_SWIFT_AUTH_NAMES[how]}'
+                    for key in required if key not in given)
+    order = list(_DRIVER_FIELDS['swift'])
+    problems.extend(
+        f'{path}.{key}: not used with {_SWIFT_AUTH_NAMES[how]}'
+        for key in sorted(given - {'cloud' if how == 'cloud' else
+                                   'auth-version', *required, *optional},
+                          key=order.index))
 
 
 _REGISTRY_FIELDS = {
@@ -276,6 +352,7 @@ _REGISTRY_FIELDS = {
     'manifest-size-limit': _Field('manifest_size_limit', _scalar(
         int, lambda value: 1024 <= value <= 64 * 1024 * 1024,
         'must be from 1024 to 67108864 bytes')),
+    'delete': _Field('delete_enabled', _boolean),
 }
 
 
@@ -398,6 +475,14 @@ def default_config() -> Config:
         driver='filesystem', root=os.path.abspath('zuul-registry-data')))
 
 
+def _describe_storage(storage):
+    if storage.driver != 'swift':
+        return f'{storage.driver} storage in {storage.root}'
+    where = (f'cloud {storage.cloud}' if storage.cloud else
+             f'{storage.auth_url} (auth-version {storage.auth_version})')
+    return f'swift storage in container {storage.container} at {where}'
+
+
 def describe(config) -> str:
     """Say in one line what the server will do; never shows a secret."""
     transport = 'HTTPS' if config.tls_cert else 'plain HTTP'
@@ -414,7 +499,7 @@ def describe(config) -> str:
                      f'anonymous pull '
                      f'{"allowed" if config.anonymous_pull else "refused"}'
                      f', no anonymous push')
-    parts.append(f'{config.storage.driver} storage in {config.storage.root}')
+    parts.append(_describe_storage(config.storage))
     if config.expiration:
         parts.append(f'expiration after {config.expiration}s')
     parts.append(f'namespaces on (default {config.default_namespace})'

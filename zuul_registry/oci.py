@@ -11,6 +11,8 @@ API_VERSION_HEADER = 'Docker-Distribution-API-Version'
 API_VERSION = 'registry/2.0'
 CONTENT_DIGEST_HEADER = 'Docker-Content-Digest'
 UPLOAD_UUID_HEADER = 'Docker-Upload-UUID'
+SUBJECT_HEADER = 'OCI-Subject'
+FILTERS_APPLIED_HEADER = 'OCI-Filters-Applied'
 
 # Repository name components; the spec's grammar.  A component can never
 # start with "_", which is what keeps reserved storage names apart.

@@ -4,13 +4,24 @@ import pytest
 
 from zuul_registry.app import make_app
 from tests.api.helpers import make_config
+from tests.drivers import swift_server
+
+
+@pytest.fixture(params=['filesystem', 'swift'])
+def make_driver(request):
+    """Make the storage driver of one app; the apps of a test share the
+    storage (None: the filesystem under the config's root)."""
+    if request.param == 'filesystem':
+        return lambda: None
+    container = swift_server.new_container()
+    return lambda: swift_server.api_driver(container)
 
 
 @pytest.fixture
-def make_client(aiohttp_client, tmp_path):
+def make_client(aiohttp_client, tmp_path, make_driver):
     async def make(**kwargs):
-        return await aiohttp_client(make_app(make_config(tmp_path / 'data',
-                                                         **kwargs)))
+        return await aiohttp_client(make_app(
+            make_config(tmp_path / 'data', **kwargs), driver=make_driver()))
     return make
 
 

@@ -200,8 +200,8 @@ def test_storage_is_required_and_checked():
 
 
 def test_unknown_driver_does_not_judge_its_keys():
-    assert problems(storage={'driver': 'swift', 'container': 'c'}) == [
-        "registry.storage.driver: must be 'filesystem'"]
+    assert problems(storage={'driver': 's3', 'bucket': 'c'}) == [
+        "registry.storage.driver: must be 'filesystem' or 'swift'"]
 
 
 def test_storage_root_is_made_absolute():
@@ -410,3 +410,11 @@ def test_load_config_hints_at_quoting_a_substitution(tmp_path):
     [problem] = raised.value.problems
     assert problem.startswith(f'{path}, line 2, column 11: invalid YAML: ')
     assert "quote a value that starts with %(" in problem
+
+
+def test_delete_is_enabled_by_default_and_can_be_switched_off():
+    assert parse().delete_enabled
+    assert parse(delete=True).delete_enabled
+    assert not parse(delete=False).delete_enabled
+    assert problems(delete='no') == [
+        'registry.delete: must be a boolean, not a string']

@@ -41,6 +41,10 @@ def object_paths():
                     paths.revision(ns, repo, digest))
             for tag in TAGS:
                 add(('tag', ns, repo, tag), paths.tag(ns, repo, tag))
+            for subject, digest in itertools.product(DIGESTS, DIGESTS):
+                add(('referrer', ns, repo, subject, digest),
+                    paths.referrer(ns, repo, subject, digest))
+        add(('namespace marker', ns), paths.namespace_marker(ns))
     return made
 
 
@@ -93,7 +97,8 @@ def test_default_namespace_dir_is_no_possible_host():
 
 
 RESERVED = {paths.DEFAULT_NAMESPACE_DIR, '_blobs', '_uploads', '_info',
-            '_chunks', '_repositories', '_layers', '_revisions', '_tags'}
+            '_chunks', '_repositories', '_layers', '_revisions', '_tags',
+            '_referrers', paths.NAMESPACE_MARKERS}
 
 
 def test_reserved_components_are_not_repository_name_components():
@@ -140,3 +145,22 @@ def test_an_upload_lies_under_the_uploads_of_its_namespace():
     for path in (paths.upload_info('quay.io', UPLOAD_IDS[0]),
                  paths.upload_chunk('quay.io', UPLOAD_IDS[0], 0)):
         assert path.startswith(upload + '/')
+
+
+def test_repository_parts_are_the_reserved_children_of_a_repository():
+    repo = paths.repository('quay.io', 'org/img')
+    digest = DIGESTS[0]
+    children = {path[len(repo) + 1:].split('/')[0] for path in (
+        paths.layer_link('quay.io', 'org/img', digest),
+        paths.revision('quay.io', 'org/img', digest),
+        paths.tag('quay.io', 'org/img', 'v1'),
+        paths.referrer('quay.io', 'org/img', digest, digest))}
+    assert children == set(paths.REPOSITORY_PARTS)
+
+
+def test_namespace_markers_lie_outside_every_namespace():
+    for ns in NAMESPACES:
+        marker = paths.namespace_marker(ns)
+        assert marker.split('/') == [paths.NAMESPACE_MARKERS,
+                                     paths.namespace_root(ns)]
+        assert paths.NAMESPACE_MARKERS != paths.namespace_root(ns)

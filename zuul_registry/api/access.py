@@ -1,11 +1,14 @@
 """The middleware that lets a request through only with the access it needs.
 
-GET and HEAD need `pull`, DELETE needs `delete`, every other method
-`push`, on the repository the URL names.  The API base `/v2/` needs any
-valid credentials once users exist, because clients learn from its 401
-challenge where to fetch tokens.  A request without valid credentials
-gets 401 with a Bearer challenge naming the scope it needs; a user who
-authenticated but lacks the access gets 403 DENIED.
+GET and HEAD need `pull`, DELETE needs `delete` (but cancelling an upload
+is part of a push), every other method `push`, on the repository the URL
+names.  The API base `/v2/` needs any valid credentials once users exist,
+because clients learn from its 401 challenge where to fetch tokens.  The
+catalog needs valid credentials, or none when anonymous pull is allowed;
+it then lists only what the request may pull (api/catalog.py).  A
+request without valid credentials gets 401 with a Bearer challenge
+naming the scope it needs; a user who authenticated but lacks the access
+gets 403 DENIED.
 """
 
 import logging
@@ -20,10 +23,10 @@ log = logging.getLogger('zuul_registry.api.access')
 GRANTS = 'zuul_registry.grants'
 
 
-def required_action(method):
+def required_action(method, *, upload=False):
     if method in ('GET', 'HEAD'):
         return auth_module.PULL
-    if method == 'DELETE':
+    if method == 'DELETE' and not upload:
         return auth_module.DELETE
     return auth_module.PUSH
 
@@ -50,13 +53,17 @@ async def access_middleware(request, handler):
         return await handler(request)
     name = request.match_info.get('name')
     if name is None:
-        # The API base and unknown paths: any valid credentials will do.
-        if grants is None or (request.path == '/v2/'
-                              and 'Authorization' not in request.headers):
+        # The API base, the catalog and unknown paths: any valid
+        # credentials will do.
+        anonymous = 'Authorization' not in request.headers
+        if grants is None or (anonymous and request.path == '/v2/') or (
+                anonymous and request.path == '/v2/_catalog'
+                and auth_module.PULL not in grants.everywhere):
             raise errors.Unauthorized(headers={
                 'WWW-Authenticate': auth.challenge(request)})
         return await handler(request)
-    action = required_action(request.method)
+    action = required_action(request.method,
+                             upload='upload_id' in request.match_info)
     repository = auth.canonical(name)
     if repository is None:
         raise errors.NameInvalid('invalid repository name %r' % name[:300])
@@ -74,6 +81,13 @@ async def access_middleware(request, handler):
 def _bearer(request):
     return request.headers.get('Authorization', '').lower().startswith(
         'bearer ')
+
+
+def may_pull_everywhere(request):
+    """Whether this request may read every repository (mount by digest)."""
+    grants = request.get(GRANTS)
+    return not request.app[base.AUTH].enabled or bool(
+        grants and auth_module.PULL in grants.everywhere)
 
 
 def may_pull(request, name):

@@ -54,6 +54,12 @@ def upload_id(request):
         raise errors.BlobUploadUnknown('invalid upload id') from None
 
 
+def require_deletion(request):
+    """405 UNSUPPORTED unless the configuration allows deleting."""
+    if not request.app[CONFIG].delete_enabled:
+        raise errors.Unsupported('deletion is disabled on this registry')
+
+
 async def body_blocks(request, block_size=BODY_BLOCK_SIZE):
     """Yield the request body in blocks of about `block_size` bytes.
 

@@ -1,9 +1,9 @@
-"""GET and HEAD /v2/<name>/blobs/<digest>."""
+"""GET, HEAD and DELETE /v2/<name>/blobs/<digest>."""
 
 from aiohttp import web
 
 from zuul_registry import oci
-from zuul_registry.api import base, errors
+from zuul_registry.api import base
 
 
 def _headers(digest, length):
@@ -48,3 +48,12 @@ async def get_blob(request):
         await response.write(chunk)
     await response.write_eof()
     return response
+
+
+async def delete_blob(request):
+    """Unlink the blob from the repository; its bytes wait for GC."""
+    base.require_deletion(request)
+    repository = base.repository(request)
+    digest = base.digest(request.match_info['digest'])
+    await base.storage(request).blobs.unlink(repository, digest)
+    return web.Response(status=202)

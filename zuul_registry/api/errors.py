@@ -58,6 +58,7 @@ Unauthorized = _error('UNAUTHORIZED', 401, 'authentication required')
 Denied = _error('DENIED', 403, 'requested access to the resource is denied')
 Unsupported = _error('UNSUPPORTED', 405, 'the operation is unsupported')
 NotFound = _error('UNSUPPORTED', 404, 'no such endpoint')
+ParameterInvalid = _error('UNSUPPORTED', 400, 'invalid query parameter')
 TagInvalid = _error('TAG_INVALID', 400, 'manifest tag did not match URI')
 TooLarge = _error('SIZE_INVALID', 413, 'request body too large')
 
@@ -116,9 +117,10 @@ async def error_middleware(request, handler):
             error = RegistryError('storage failure')
         response = render(error)
     except web.HTTPMethodNotAllowed as exc:
+        allowed = ', '.join(sorted(exc.allowed_methods))
         response = render(Unsupported(
-            'method %s not allowed; allowed: %s' % (
-                request.method, ', '.join(sorted(exc.allowed_methods)))))
+            'method %s not allowed; allowed: %s' % (request.method, allowed),
+            headers={'Allow': allowed}))
     except web.HTTPNotFound:
         response = render(NotFound('no endpoint at %s' % request.path))
     except web.HTTPException:

@@ -1,9 +1,10 @@
-"""PUT, GET and HEAD /v2/<name>/manifests/<reference>."""
+"""PUT, GET, HEAD and DELETE /v2/<name>/manifests/<reference>."""
 
 from aiohttp import web
 
 from zuul_registry import oci
 from zuul_registry.api import base
+
 
 async def put_manifest(request):
     repository = base.repository(request)
@@ -11,14 +12,27 @@ async def put_manifest(request):
     # Manifests are read whole, so their size is capped.
     body = await base.read_capped(
         request, request.app[base.CONFIG].manifest_size_limit)
-    digest = await base.storage(request).manifests.put(
+    stored = await base.storage(request).manifests.put(
         repository, reference, body, request.headers.get('Content-Type'))
-    return web.Response(status=201, headers={
+    headers = {
         'Location': '/v2/%s/manifests/%s' % (request.match_info['name'],
-                                             digest),
-        oci.CONTENT_DIGEST_HEADER: str(digest),
+                                             stored.digest),
+        oci.CONTENT_DIGEST_HEADER: str(stored.digest),
         'Content-Length': '0',
-    })
+    }
+    if stored.subject is not None:
+        # Tells the client this registry keeps the referrers list itself.
+        headers[oci.SUBJECT_HEADER] = str(stored.subject)
+    return web.Response(status=201, headers=headers)
+
+
+async def delete_manifest(request):
+    """By digest: the manifest and every tag naming it.  By tag: the tag."""
+    base.require_deletion(request)
+    repository = base.repository(request)
+    reference = base.reference(request)
+    await base.storage(request).manifests.delete(repository, reference)
+    return web.Response(status=202)
 
 
 async def get_manifest(request):

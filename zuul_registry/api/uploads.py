@@ -1,5 +1,6 @@
 """Blob uploads: POST, PATCH, PUT, GET and DELETE on upload sessions."""
 
+import logging
 import re
 
 from aiohttp import web
@@ -7,6 +8,8 @@ from aiohttp import web
 from zuul_registry import oci
 from zuul_registry.api import access, base, errors
 from zuul_registry.storage import errors as storage_errors
+
+log = logging.getLogger('zuul_registry.api.uploads')
 
 _CONTENT_RANGE_RE = re.compile(r'(?:bytes[ =])?(\d+)-(\d+)(?:/\d+|/\*)?')
 
@@ -42,7 +45,10 @@ async def start_upload(request):
         digest = base.digest(query['mount'])
         source = query.get('from')
         # Mount only from where this request may read; else upload.
-        readable = not source or access.may_pull(request, source)
+        # Without `from` the blob may come from any repository of the
+        # namespace, so the request must be able to read them all.
+        readable = access.may_pull(request, source) if source \
+            else access.may_pull_everywhere(request)
         if readable and await _mount(storage, repository, digest, source):
             return _created(request, digest)
     upload_id = await storage.uploads.start(repository)
@@ -70,6 +76,8 @@ async def _mount(storage, repository, digest, source_name):
     elif await storage.blobs.stat(repository.namespace, digest) is None:
         return False
     await storage.blobs.link(repository, digest)
+    log.info('Blob %s mounted into %s from %s', digest, repository,
+             source_name or 'its namespace')
     return True
 
 

@@ -1,8 +1,10 @@
 """Registry semantics over a driver: no HTTP here."""
 
 from zuul_registry.storage.blobs import Blobs
+from zuul_registry.storage.catalog import Catalog
 from zuul_registry.storage.manifests import Manifests
 from zuul_registry.storage.namespaces import Namespaces
+from zuul_registry.storage.referrers import Referrers
 from zuul_registry.storage.uploads import Uploads
 
 
@@ -12,9 +14,11 @@ class Storage:
     def __init__(self, driver, namespaces=None):
         self.driver = driver
         self.namespaces = namespaces or Namespaces()
-        self.blobs = Blobs(driver)
+        self.catalog = Catalog(driver, self.namespaces)
+        self.blobs = Blobs(driver, catalog=self.catalog)
         self.uploads = Uploads(driver, self.blobs)
-        self.manifests = Manifests(driver, self.blobs)
+        self.referrers = Referrers(driver)
+        self.manifests = Manifests(driver, self.blobs, self.referrers)
 
     async def close(self):
         await self.driver.close()

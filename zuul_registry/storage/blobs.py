@@ -23,8 +23,9 @@ class BlobSource(NamedTuple):
 
 class Blobs:
 
-    def __init__(self, driver):
+    def __init__(self, driver, *, catalog=None):
         self.driver = driver
+        self.catalog = catalog
 
     async def stat(self, namespace, digest):
         """Size of the blob in the namespace, or None."""
@@ -60,9 +61,25 @@ class Blobs:
 
     async def link(self, repository, digest):
         """Make a stored blob visible in `repository`."""
+        if self.catalog is not None:
+            await self.catalog.remember(repository.namespace)
         await self.driver.put(
             paths.layer_link(repository.namespace, repository.name, digest),
             b'')
+
+    async def unlink(self, repository, digest):
+        """Make a blob invisible in `repository`; BlobUnknown if it was.
+
+        The bytes stay in the namespace: other repositories may link
+        them, and reclaiming them is garbage collection's job.
+        """
+        link = paths.layer_link(repository.namespace, repository.name,
+                                digest)
+        if await self.driver.stat(link) is None:
+            raise errors.BlobUnknown('blob %s unknown to %s'
+                                     % (digest, repository))
+        await self.driver.delete(link)
+        log.info('Blob %s unlinked from %s', digest, repository)
 
     async def commit(self, repository, digest, parts):
         """Publish the concatenated `parts` as the blob, then link it."""

@@ -7,11 +7,16 @@ a tag is a small object naming a digest.
 
 import json
 import logging
-from typing import NamedTuple
+from typing import NamedTuple, Optional
 
 from zuul_registry import oci
 from zuul_registry.drivers import base as driver_base
-from zuul_registry.storage import errors, paths
+from zuul_registry.storage import errors, paths, referrers
+
+# The empty JSON object "{}": the config of artifacts that have none.  A
+# manifest may name it without pushing it; we know its bytes.
+EMPTY_JSON = b'{}'
+EMPTY_JSON_DIGEST = oci.Digest.of(EMPTY_JSON)
 
 log = logging.getLogger('zuul_registry.storage.manifests')
 
@@ -33,11 +38,22 @@ class Descriptor(NamedTuple):
     urls: bool
 
 
-def parse(body, content_type):
-    """Check a manifest body; return (media type, blobs, children).
+class Parsed(NamedTuple):
+    media_type: str
+    blobs: list      # Descriptors of blobs the namespace must hold
+    children: list   # Descriptors of manifests the repository must hold
+    subject: Optional[oci.Digest]
+    doc: dict
 
-    Blobs and children are lists of Descriptors the namespace must hold.
-    """
+
+class Stored(NamedTuple):
+    """What `Manifests.put` stored: the digest, and the subject if any."""
+    digest: oci.Digest
+    subject: Optional[oci.Digest]
+
+
+def parse(body, content_type):
+    """Check a manifest body and say what it references."""
     try:
         doc = json.loads(body)
     except (ValueError, UnicodeDecodeError) as e:
@@ -47,12 +63,13 @@ def parse(body, content_type):
     media_type = _media_type(doc, content_type)
     if doc.get('schemaVersion') != 2:
         raise errors.ManifestInvalid('schemaVersion must be 2')
+    subject = referrers.subject_of(doc)
     if media_type in oci.INDEX_TYPES:
         children = _descriptors(doc, 'manifests', required=True)
-        return media_type, [], children
+        return Parsed(media_type, [], children, subject, doc)
     blobs = [_descriptor(doc.get('config'), 'config')]
     blobs += _descriptors(doc, 'layers', required=True)
-    return media_type, blobs, []
+    return Parsed(media_type, blobs, [], subject, doc)
 
 
 def _media_type(doc, content_type):
@@ -108,12 +125,17 @@ def _descriptor(item, where):
 
 class Manifests:
 
-    def __init__(self, driver, blobs):
+    def __init__(self, driver, blobs, referrer_store=None):
         self.driver = driver
         self.blobs = blobs
+        self.referrers = referrer_store or referrers.Referrers(driver)
 
     async def put(self, repository, reference, body, content_type):
-        """Validate and store a manifest; tag it if `reference` is a tag."""
+        """Validate and store a manifest; tag it if `reference` is a tag.
+
+        A manifest with a subject is recorded as its referrer, whether
+        or not the subject exists.  Returns a Stored.
+        """
         digest = oci.Digest.of(body)
         if oci.is_digest(reference):
             claimed = oci.Digest.parse(reference)
@@ -123,7 +145,10 @@ class Manifests:
                 raise errors.DigestMismatch(
                     'manifest body has digest %s, not %s'
                     % (digest, claimed))
-        media_type, blobs, children = parse(body, content_type)
+        media_type, blobs, children, subject, doc = parse(body,
+                                                          content_type)
+        entry = None if subject is None else referrers.descriptor(
+            doc, digest, len(body), media_type)
         await self._check_references(repository, blobs, children)
         await self.blobs.put_small(repository, digest, body)
         await self.driver.put(
@@ -133,9 +158,11 @@ class Manifests:
             await self.driver.put(
                 paths.tag(repository.namespace, repository.name, reference),
                 str(digest).encode('ascii'))
+        if subject is not None:
+            await self.referrers.add(repository, subject, entry)
         log.info('Manifest %s (%s) stored in %s as %s', digest, media_type,
                  repository, reference)
-        return digest
+        return Stored(digest, subject)
 
     async def _check_references(self, repository, blobs, children):
         namespace = repository.namespace
@@ -144,6 +171,10 @@ class Manifests:
                     descriptor.media_type in oci.FOREIGN_LAYER_TYPES:
                 continue
             size = await self.blobs.stat(namespace, descriptor.digest)
+            if size is None and descriptor.digest == EMPTY_JSON_DIGEST:
+                await self.blobs.put_small(repository, descriptor.digest,
+                                           EMPTY_JSON)
+                size = len(EMPTY_JSON)
             if size is None:
                 raise errors.ManifestBlobUnknown(
                     'blob %s is unknown' % descriptor.digest)
@@ -198,3 +229,49 @@ class Manifests:
                 paths.repository(repository.namespace, repository.name)):
             raise errors.NameUnknown('repository %s unknown' % repository)
         return names
+
+    async def delete(self, repository, reference):
+        """Delete a tag, or a manifest with every tag that names it.
+
+        Deleting a manifest also drops it from the referrers of its
+        subject.  The blobs it references stay (garbage collection's
+        job); so does its body in the namespace's blob store.
+        """
+        namespace, name = repository.namespace, repository.name
+        if not oci.is_digest(reference):
+            path = paths.tag(namespace, name, reference)
+            if await self.driver.stat(path) is None:
+                raise errors.ManifestUnknown(
+                    'tag %s unknown in %s' % (reference, repository))
+            await self.driver.delete(path)
+            log.info('Tag %s deleted from %s', reference, repository)
+            return
+        digest = oci.Digest.parse(reference)
+        revision = paths.revision(namespace, name, digest)
+        if await self.driver.stat(revision) is None:
+            raise errors.ManifestUnknown(
+                'manifest %s unknown in %s' % (digest, repository))
+        # Tags and the referrer entry go first: a crash half-way leaves
+        # the manifest in place, and the client's retry finishes.
+        for tag in await self.driver.list(paths.tags(namespace, name)):
+            try:
+                named = await self.driver.get(paths.tag(namespace, name, tag))
+            except driver_base.ObjectNotFound:
+                continue
+            if named.decode('ascii', 'replace') == str(digest):
+                await self.driver.delete(paths.tag(namespace, name, tag))
+                log.info('Tag %s of %s deleted with manifest %s', tag,
+                         repository, digest)
+        subject = await self._stored_subject(namespace, digest)
+        if subject is not None:
+            await self.referrers.remove(repository, subject, digest)
+        await self.driver.delete(revision)
+        log.info('Manifest %s deleted from %s', digest, repository)
+
+    async def _stored_subject(self, namespace, digest):
+        try:
+            doc = json.loads(await self.blobs.get_small(namespace, digest))
+            return referrers.subject_of(doc) if isinstance(doc, dict) \
+                else None
+        except (errors.BlobUnknown, errors.ManifestInvalid, ValueError):
+            return None

@@ -9,16 +9,32 @@ when namespaces are on, "_default" otherwise)::
     NS/_repositories/REPO/_layers/ALG/HEX      blob HEX is visible in REPO
     NS/_repositories/REPO/_revisions/ALG/HEX   JSON: media type of manifest
     NS/_repositories/REPO/_tags/TAG            text: the tag's digest
+    NS/_repositories/REPO/_referrers/ALG/HEX/RALG/RHEX
+                                               JSON: descriptor of manifest
+                                               RALG:RHEX, whose subject is
+                                               ALG:HEX
+    _namespaces/NS                             empty: NS holds repositories
 
 REPO is the repository name, which may span several components
-("org/image").  Every reserved component starts with "_", which the
-spec's repository grammar never allows, so a repository such as
-"org/_tags" cannot exist and nothing collides.  Tags live only as leaves
-under _tags, so a tag starting with "_" is harmless too.  OFFSET is
-zero-padded so that chunks list in order.
+("org/image").  A repository is a directory under _repositories that has
+one of the reserved children _layers, _revisions, _tags or _referrers;
+the catalog walks the tree looking for them (a repository "org" and a
+repository "org/image" can both exist).  _namespaces names every
+namespace that ever held a repository, because the root of the tree
+itself cannot be listed.
+
+Every reserved component starts with "_", which the spec's repository
+grammar never allows, so a repository such as "org/_tags" cannot exist
+and nothing collides; no registry host starts with "_" either, so
+_namespaces is no namespace.  Tags live only as leaves under _tags, so a
+tag starting with "_" is harmless too.  OFFSET is zero-padded so that
+chunks list in order.
 """
 
 DEFAULT_NAMESPACE_DIR = '_default'
+NAMESPACE_MARKERS = '_namespaces'
+#: The children that make a directory under _repositories a repository.
+REPOSITORY_PARTS = ('_layers', '_referrers', '_revisions', '_tags')
 _OFFSET_WIDTH = 20
 
 
@@ -85,3 +101,17 @@ def tags(namespace, repository_name):
 
 def tag(namespace, repository_name, tag_name):
     return '%s/%s' % (tags(namespace, repository_name), tag_name)
+
+
+def referrers(namespace, repository_name, subject):
+    return '%s/_referrers/%s/%s' % (repository(namespace, repository_name),
+                                    subject.algorithm, subject.hex)
+
+
+def referrer(namespace, repository_name, subject, digest):
+    return '%s/%s/%s' % (referrers(namespace, repository_name, subject),
+                         digest.algorithm, digest.hex)
+
+
+def namespace_marker(namespace):
+    return '%s/%s' % (NAMESPACE_MARKERS, namespace_root(namespace))
