@@ -1,4 +1,4 @@
-"""zuul-registry [-c FILE] [-d] serve | check-config."""
+"""zuul-registry [-c FILE] [-d] serve | check-config | prune [--dry-run]."""
 
 import argparse
 import logging
@@ -26,6 +26,12 @@ def _parser():
     commands.add_parser('serve', help='run the registry')
     commands.add_parser('check-config',
                         help='validate the configuration file and exit')
+    prune_parser = commands.add_parser(
+        'prune', help='remove expired manifests, blobs no manifest needs '
+                      'and abandoned uploads')
+    prune_parser.add_argument('--dry-run', action='store_true',
+                              help='say what would be removed; remove '
+                                   'nothing')
     return parser
 
 
@@ -82,6 +88,17 @@ def ssl_context(config):
     return context
 
 
+def listen_hosts(address):
+    """What to bind: '::' means every address, IPv4 included.
+
+    asyncio makes an IPv6 socket IPv6-only, so '::' alone would refuse
+    IPv4 clients; bind the IPv4 wildcard beside it.
+    """
+    if address == '::':
+        return ['0.0.0.0', '::']
+    return address
+
+
 def check_config(args):
     if not args.config:
         sys.exit('check-config needs -c FILE')
@@ -104,7 +121,8 @@ def serve(args):
                  config_module.describe(config))
     context = ssl_context(config)
     try:
-        web.run_app(make_app(config), host=config.address, port=config.port,
+        web.run_app(make_app(config), host=listen_hosts(config.address),
+                    port=config.port,
                     ssl_context=context, print=None,
                     access_log=logging.getLogger('aiohttp.access'))
     except OSError as e:
@@ -112,7 +130,29 @@ def serve(args):
                  % (config.address, config.port, e.strerror or e))
 
 
+def prune(args):
+    import asyncio
+
+    from zuul_registry import prune as prune_module
+    from zuul_registry.app import make_driver
+
+    config = _load(args.config) if args.config \
+        else config_module.default_config()
+    log.info('Pruning: %s', config_module.describe(config))
+
+    async def run():
+        driver = make_driver(config.storage)
+        try:
+            return await prune_module.prune(config, driver,
+                                            dry_run=args.dry_run)
+        finally:
+            await driver.close()
+
+    print(asyncio.run(run()))
+
+
 def main(argv=None):
     args = _parser().parse_args(argv)
     _setup_logging(debug=args.debug)
-    {'serve': serve, 'check-config': check_config}[args.command](args)
+    {'serve': serve, 'check-config': check_config,
+     'prune': prune}[args.command](args)

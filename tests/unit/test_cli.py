@@ -89,3 +89,9 @@ def test_serve_without_config_uses_the_embedded_default(tmp_path):
             'anonymous push and pull, filesystem storage in %s'
             % (tmp_path / 'zuul-registry-data')) in first_line
     assert (tmp_path / 'zuul-registry-data').is_dir()
+
+
+def test_double_colon_listens_on_ipv4_too():
+    from zuul_registry.cli import listen_hosts
+    assert listen_hosts('::') == ['0.0.0.0', '::']
+    assert listen_hosts('127.0.0.1') == '127.0.0.1'

@@ -1,0 +1,207 @@
+#!/usr/bin/python
+# Copyright: zuul-registry contributors
+# Apache License 2.0 (see setup.cfg)
+"""Ansible module: a registry mirror first in containers' registries.conf."""
+
+from __future__ import annotations
+
+DOCUMENTATION = r'''
+---
+module: containers_registries_conf
+short_description: Make a registry the first mirror of registries in registries.conf
+description:
+  - Edits a containers-registries.conf(5) file (version 2 format), as read
+    by podman, buildah, skopeo and cri-o, so that for each namespace in
+    I(namespaces) the C([[registry]]) entry with that prefix has
+    C(MIRROR/NAMESPACE) as its first C([[registry.mirror]]).
+  - An entry that does not exist is added (prefix and location both the
+    namespace). An existing entry keeps its other settings and mirrors;
+    the mirror is moved to the front if it was further back.
+  - Sets C(unqualified-search-registries) to I(search_registries) only if
+    the file does not set it.
+  - Every other line, comments included, is kept as it was. The file is
+    written only if something changed, and only after reading the result
+    back showed exactly the intended change.
+  - A file in the version 1 format (C([registries.search])) is refused,
+    and so are C([[registry]]) entries or mirrors written as inline arrays.
+  - Supports check mode and diff mode.
+options:
+  path:
+    description: The registries.conf file.
+    type: path
+    required: true
+  mirror:
+    description: The mirror registry as C(HOST:PORT).
+    type: str
+    required: true
+  namespaces:
+    description: The registries (C(docker.io), C(quay.io), ...) to mirror;
+      each is mirrored into C(MIRROR/NAMESPACE).
+    type: list
+    elements: str
+    required: true
+  search_registries:
+    description: C(unqualified-search-registries) when the file has none.
+    type: list
+    elements: str
+    default: [docker.io]
+  mode:
+    description: Mode of the file if it is created.
+    type: raw
+    default: '0644'
+requirements:
+  - Python 3.11 or newer, or the tomli or toml package
+author:
+  - zuul-registry contributors
+'''
+
+EXAMPLES = r'''
+- name: Mirror docker.io and quay.io through the buildset registry
+  containers_registries_conf:
+    path: /etc/containers/registries.conf
+    mirror: 203.0.113.5:5000
+    namespaces: [docker.io, quay.io]
+'''
+
+RETURN = r'''
+path:
+  description: The file.
+  returned: always
+  type: str
+'''
+
+import copy
+
+from ansible.module_utils.basic import AnsibleModule
+from ansible.module_utils.config_file import finish
+from ansible.module_utils.config_file import read_text
+from ansible.module_utils.toml_text import Document
+from ansible.module_utils.toml_text import TomlEditError
+from ansible.module_utils.toml_text import array
+from ansible.module_utils.toml_text import loads
+from ansible.module_utils.toml_text import string
+
+REGISTRY = ('registry',)
+MIRROR = ('registry', 'mirror')
+SEARCH = 'unqualified-search-registries'
+
+
+def _prefix(entry):
+    return entry.get('prefix', entry.get('location'))
+
+
+def intended(data, mirror, namespaces, search_registries):
+    """What the file must mean afterwards."""
+    data = copy.deepcopy(data)
+    registries = data.setdefault('registry', [])
+    for namespace in namespaces:
+        location = '%s/%s' % (mirror, namespace)
+        entry = next((entry for entry in registries
+                      if _prefix(entry) == namespace), None)
+        if entry is None:
+            registries.append({'prefix': namespace, 'location': namespace,
+                               'mirror': [{'location': location}]})
+            continue
+        mirrors = entry.get('mirror', [])
+        ours = [m for m in mirrors if m.get('location') == location]
+        others = [m for m in mirrors if m.get('location') != location]
+        entry['mirror'] = (ours[:1] or [{'location': location}]) + others
+    if not registries:
+        del data['registry']
+    data.setdefault(SEARCH, list(search_registries))
+    return data
+
+
+def _mirror_block(location):
+    return '[[registry.mirror]]\nlocation = %s\n' % string(location)
+
+
+def _registry_mirrors(doc, header):
+    """Header lines of the [[registry.mirror]] tables of one registry."""
+    end = len(doc.lines)
+    following = doc.headers(REGISTRY, array=True)
+    later = [index for index in following if index > header]
+    if later:
+        end = later[0]
+    return [index for index in doc.headers(MIRROR, array=True)
+            if header < index < end]
+
+
+def edit(text, mirror, namespaces, search_registries):
+    """Return the edited text; raise TomlEditError if it cannot be done."""
+    data = loads(text)
+    if 'registries' in data:
+        raise TomlEditError(
+            'the file uses the version 1 format ([registries.search]); '
+            'only the version 2 format can be edited')
+    want = intended(data, mirror, namespaces, search_registries)
+    doc = Document(text)
+    for namespace in namespaces:
+        location = '%s/%s' % (mirror, namespace)
+        entries = loads(doc.text).get('registry', [])
+        headers = doc.headers(REGISTRY, array=True)
+        if len(headers) != len(entries):
+            raise TomlEditError('registry entries must be written as '
+                                '[[registry]] tables')
+        index = next((i for i, entry in enumerate(entries)
+                      if _prefix(entry) == namespace), None)
+        if index is None:
+            doc.append_block('[[registry]]\nprefix = %s\nlocation = %s\n\n%s'
+                             % (string(namespace), string(namespace),
+                                _mirror_block(location)))
+            continue
+        mirrors = entries[index].get('mirror', [])
+        mirror_headers = _registry_mirrors(doc, headers[index])
+        if len(mirror_headers) != len(mirrors):
+            raise TomlEditError('the mirrors of registry %s must be written '
+                                'as [[registry.mirror]] tables' % namespace)
+        if mirrors and mirrors[0].get('location') == location:
+            continue
+        # Remove ours where it is further back, last first.
+        for position in reversed(range(len(mirrors))):
+            if mirrors[position].get('location') == location:
+                start = mirror_headers[position]
+                doc.replace(start, doc.block_end(start), '')
+        mirror_headers = _registry_mirrors(doc, headers[index])
+        if mirror_headers:
+            at = doc.leading_comments(mirror_headers[0])
+            doc.insert(at, _mirror_block(location) + '\n')
+        else:
+            at = doc.content_end(headers[index],
+                                 doc.block_end(headers[index]))
+            doc.insert(at, '\n' + _mirror_block(location))
+    if SEARCH not in data:
+        at = doc.first_header()
+        doc.insert(at, '%s = %s\n\n' % (SEARCH, array(search_registries)))
+    result = doc.text
+    if loads(result) != want:
+        raise TomlEditError('the edited file would not mean what was '
+                            'intended; it was left alone')
+    return result
+
+
+def main():
+    module = AnsibleModule(
+        argument_spec=dict(
+            path=dict(type='path', required=True),
+            mirror=dict(type='str', required=True),
+            namespaces=dict(type='list', elements='str', required=True),
+            search_registries=dict(type='list', elements='str',
+                                   default=['docker.io']),
+            mode=dict(type='raw', default='0644'),
+        ),
+        supports_check_mode=True,
+    )
+    params = module.params
+    before = read_text(params['path'])
+    try:
+        after = edit(before or '', params['mirror'], params['namespaces'],
+                     params['search_registries'])
+    except TomlEditError as error:
+        module.fail_json(msg='%s: %s' % (params['path'], error))
+    finish(module, params['path'], before, after,
+           mode=int(str(params['mode']), 8))
+
+
+if __name__ == '__main__':
+    main()
