@@ -2,12 +2,13 @@
 # Install everything the tests need on a Debian machine, then run them.
 #   bash tools/test.sh [pytest arguments]
 # Debian packages: the container clients the tests drive for real (containerd
-# brings the daemon and ctr), and docker-registry (CNCF Distribution) that the
-# benchmark compares with.
+# brings the daemon and ctr), docker-registry (CNCF Distribution) that the
+# benchmark compares with, and haproxy in front of several servers on Swift.
+# Swift itself comes from PyPI (the test extras).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES="python3-venv skopeo podman buildah uidmap containerd docker-registry"
+APT_PACKAGES="python3-venv skopeo podman buildah uidmap containerd docker-registry haproxy"
 
 missing=""
 for package in $APT_PACKAGES; do

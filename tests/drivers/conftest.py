@@ -12,6 +12,7 @@ import pytest
 
 from zuul_registry.drivers.filesystem import FilesystemDriver
 from zuul_registry.drivers.memory import MemoryDriver
+from tests.drivers import swift_server
 
 
 def _filesystem(tmp_path):
@@ -26,6 +27,7 @@ def _memory(tmp_path):
 DRIVERS = {
     'filesystem': _filesystem,
     'memory': _memory,
+    'swift': swift_server.contract_driver,
 }
 
 

@@ -199,6 +199,27 @@ async def test_concat_result_is_independent_of_its_parts(driver, count):
     assert await driver.get('ns/blob') == b'x' * count
 
 
+@pytest.mark.parametrize('count', [1, 3])
+async def test_concat_of_written_parts_outlives_the_deleted_parts(
+        driver, scratch, count):
+    # What completing an upload does: chunks streamed in, joined into the
+    # blob, the upload area deleted, then the blob read (and later pruned).
+    pieces = [b'%d' % n * 7 + b'-' * 4 for n in range(count)]
+    for n, piece in enumerate(pieces):
+        await driver.write('ns/upload/%d' % n,
+                           chunks_of(piece[:5], piece[5:]), exclusive=True)
+    await driver.concat('ns/blob', ['ns/upload/%d' % n
+                                    for n in range(count)])
+    await driver.delete('ns/upload')
+    assert await driver.get('ns/blob') == b''.join(pieces)
+    assert b''.join(await read_all(driver, 'ns/blob', offset=3,
+                                   chunk_size=4)) == b''.join(pieces)[3:]
+    assert await driver.list('ns') == ['blob']
+    await driver.delete('ns/blob')
+    assert await driver.list('ns') == []
+    assert scratch() == []
+
+
 async def test_concat_replaces_an_existing_object(driver):
     await driver.put('ns/blob', b'old contents')
     await driver.put('ns/part', b'new')
