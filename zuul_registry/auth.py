@@ -2,8 +2,8 @@
 
 A `write` user may pull, push and delete; a `read` user may pull.  With
 no users configured, everyone may do everything (a loopback-only default;
-config.py refuses it on a network address unless told explicitly).
-Anonymous pull follows `Config.anonymous_pull`.
+zuul_registry.config refuses it on a network address unless told
+explicitly).  Anonymous pull follows `Config.anonymous_pull`.
 
 Tokens are JWTs signed (HS256) with the configured secret, so any server
 process with the same secret accepts them.  Each carries the repositories

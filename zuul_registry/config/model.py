@@ -1,0 +1,75 @@
+"""The configuration as the rest of the program sees it: frozen values."""
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Optional
+
+READ = 'read'
+WRITE = 'write'
+
+
+class ConfigError(Exception):
+    """The configuration is unusable; ``problems`` lists every reason."""
+
+    def __init__(self, problems):
+        self.problems = list(problems)
+        super().__init__('\n'.join(self.problems))
+
+
+@dataclass(frozen=True)
+class User:
+    name: str
+    password: str = dataclasses.field(repr=False)
+    access: str  # READ or WRITE
+
+
+@dataclass(frozen=True)
+class StorageConfig:
+    driver: str
+    root: Optional[str] = None            # filesystem
+    container: Optional[str] = None       # swift, and one of:
+    cloud: Optional[str] = None           # a cloud of clouds.yaml
+    auth_url: Optional[str] = None        # or credentials
+    auth_version: Optional[int] = None    # 1: tempauth, 3: Keystone v3
+    user: Optional[str] = None            # v1
+    key: Optional[str] = dataclasses.field(default=None, repr=False)
+    username: Optional[str] = None        # v3
+    password: Optional[str] = dataclasses.field(default=None, repr=False)
+    project_name: Optional[str] = None
+    user_domain_name: Optional[str] = None
+    project_domain_name: Optional[str] = None
+    region_name: Optional[str] = None     # v3 and cloud
+
+
+@dataclass(frozen=True)
+class Config:
+    storage: StorageConfig
+    address: str = '127.0.0.1'
+    port: int = 5000
+    public_url: Optional[str] = None
+    tls_cert: Optional[str] = None
+    tls_key: Optional[str] = None
+    secret: Optional[str] = dataclasses.field(default=None, repr=False)
+    users: tuple = ()  # of User
+    expiration: Optional[int] = None
+    namespaced: bool = False
+    default_namespace: str = 'docker.io'
+    anonymous_push: bool = False
+    anonymous_read: Optional[bool] = None   # None: allowed unless read users
+    token_expiration: int = 3600
+    manifest_size_limit: int = 4 * 1024 * 1024
+    delete_enabled: bool = True   # false: manifest, tag, blob DELETE is 405
+
+    @property
+    def anonymous_pull(self) -> bool:
+        """Whether a client without credentials may pull."""
+        if not self.users:
+            return True
+        if self.anonymous_read is not None:
+            return self.anonymous_read
+        return not any(user.access == READ for user in self.users)
+
+    @property
+    def anonymous_access(self) -> bool:
+        """True when no users are configured: anyone may push and pull."""
+        return not self.users

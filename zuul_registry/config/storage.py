@@ -1,0 +1,87 @@
+"""The schema of ``registry.storage``: drivers and their keys."""
+
+from zuul_registry.config.checks import (
+    _Field, _check_mapping, _choice, _directory, _scalar, _string, _url)
+
+_EXPIRATION = _scalar(int, lambda value: value > 0,
+                      'must be a positive number of seconds')
+_STORAGE_FIELDS = {
+    'driver': _Field('driver', _choice('filesystem', 'swift'),
+                     required=True),
+    'expiration': _Field('expiration', _EXPIRATION),
+}
+_SWIFT_CONTAINER = _scalar(
+    str, lambda value: 0 < len(value) <= 256 and '/' not in value,
+    'must be a Swift container name: 1 to 256 characters, without "/"')
+_DRIVER_FIELDS = {
+    'filesystem': {'root': _Field('root', _directory, required=True)},
+    'swift': {
+        'container': _Field('container', _SWIFT_CONTAINER, required=True),
+        'cloud': _Field('cloud', _string),
+        'auth-url': _Field('auth_url', _url),
+        'auth-version': _Field('auth_version', _scalar(
+            int, (1, 3).__contains__, 'must be 1 (tempauth) or 3 '
+            '(Keystone v3)')),
+        'user': _Field('user', _string),
+        'key': _Field('key', _string),
+        'username': _Field('username', _string),
+        'password': _Field('password', _string),
+        'project-name': _Field('project_name', _string),
+        'user-domain-name': _Field('user_domain_name', _string),
+        'project-domain-name': _Field('project_domain_name', _string),
+        'region-name': _Field('region_name', _string),
+    },
+}
+# Which swift keys go with which way of authenticating.
+_SWIFT_AUTH_KEYS = {
+    'cloud': ((), ('region-name',)),
+    1: (('auth-url', 'user', 'key'), ()),
+    3: (('auth-url', 'username', 'password', 'project-name'),
+        ('user-domain-name', 'project-domain-name', 'region-name')),
+}
+_SWIFT_AUTH_NAMES = {'cloud': 'cloud (the credentials come from '
+                              'clouds.yaml)',
+                     1: 'auth-version 1 (tempauth)',
+                     3: 'auth-version 3 (Keystone v3)'}
+
+
+def _storage(value, path, problems):
+    """Return the storage fields as a dict, ``expiration`` included."""
+    driver = value.get('driver') if isinstance(value, dict) else None
+    known = isinstance(driver, str) and driver in _DRIVER_FIELDS
+    # The other keys of an unknown driver cannot be judged.
+    fields = dict(_STORAGE_FIELDS, **(_DRIVER_FIELDS[driver] if known else {}))
+    values = _check_mapping(value, path, fields, problems,
+                            report_unknown=known)
+    if driver == 'swift':
+        _check_swift_auth(value, values, path, problems)
+    return values
+
+
+def _check_swift_auth(raw, values, path, problems):
+    """One way to authenticate, with its keys and no others'."""
+    given = {key for key in _DRIVER_FIELDS['swift']
+             if raw.get(key) is not None} - {'container'}
+    if not given:
+        problems.append(f'{path}.cloud: required, or auth-url with user and '
+                        f'key (tempauth) or with username, password and '
+                        f'project-name (Keystone v3)')
+        return
+    if 'cloud' in given:
+        how = 'cloud'
+    elif 'auth-version' in given:
+        how = values.get('auth_version')
+        if how is None:
+            return   # invalid, already reported
+    else:
+        how = 1 if given & {'user', 'key'} else 3
+        values['auth_version'] = how
+    required, optional = _SWIFT_AUTH_KEYS[how]
+    problems.extend(f'{path}.{key}: required with {_SWIFT_AUTH_NAMES[how]}'
+                    for key in required if key not in given)
+    order = list(_DRIVER_FIELDS['swift'])
+    problems.extend(
+        f'{path}.{key}: not used with {_SWIFT_AUTH_NAMES[how]}'
+        for key in sorted(given - {'cloud' if how == 'cloud' else
+                                   'auth-version', *required, *optional},
+                          key=order.index))
