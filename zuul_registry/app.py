@@ -46,6 +46,11 @@ def make_app(config, *, driver=None):
 
     async def storage_context(app):
         storage = Storage(driver or make_driver(config.storage), namespaces)
+        try:
+            await storage.driver.open()
+        except Exception:
+            await storage.close()
+            raise
         app[base.STORAGE] = storage
         yield
         await storage.close()

@@ -110,6 +110,7 @@ def serve(args):
     from aiohttp import web
 
     from zuul_registry.app import make_app
+    from zuul_registry.drivers.base import DriverError
 
     if args.config:
         config = _load(args.config)
@@ -125,6 +126,8 @@ def serve(args):
                     port=config.port,
                     ssl_context=context, print=None,
                     access_log=logging.getLogger('aiohttp.access'))
+    except DriverError as e:
+        sys.exit('cannot use the storage: %s' % e)
     except OSError as e:
         sys.exit('cannot listen on %s port %d: %s'
                  % (config.address, config.port, e.strerror or e))

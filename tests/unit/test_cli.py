@@ -95,3 +95,24 @@ def test_double_colon_listens_on_ipv4_too():
     from zuul_registry.cli import listen_hosts
     assert listen_hosts('::') == ['0.0.0.0', '::']
     assert listen_hosts('127.0.0.1') == '127.0.0.1'
+
+
+def test_serve_with_unreachable_swift_fails_at_startup(tmp_path):
+    """Bad storage is a clear startup error, not 500s on the first pushes."""
+    with socket.socket() as closed:
+        closed.bind(('127.0.0.1', 0))
+        dead_port = closed.getsockname()[1]
+    with socket.socket() as free:
+        free.bind(('127.0.0.1', 0))
+        port = free.getsockname()[1]
+    path = tmp_path / 'swift.yaml'
+    path.write_text(
+        'registry:\n  port: %d\n  storage:\n    driver: swift\n'
+        '    container: registry\n'
+        '    auth-url: http://127.0.0.1:%d/auth/v1.0\n'
+        '    user: test:tester\n    key: testing\n' % (port, dead_port))
+    result = run('-c', str(path), 'serve', timeout=120)
+    assert result.returncode != 0
+    assert 'cannot use the storage: Swift container registry' in \
+        result.stderr
+    assert 'Traceback' not in result.stderr

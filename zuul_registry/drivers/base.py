@@ -122,6 +122,10 @@ class Driver(abc.ABC):
         """Sorted names of the immediate children of `path`."""
         return await self._list(check_path(path))
 
+    async def open(self):
+        """Check the storage can be used, at startup; DriverError says
+        why not (bad credentials, unreachable service)."""
+
     async def close(self):
         """Release resources; the driver is not used afterwards."""
 

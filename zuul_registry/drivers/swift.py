@@ -68,6 +68,13 @@ class SwiftDriver(base.Driver):
         return cls(storage.container, connection_factory(
             swift_auth.connection_options(storage)))
 
+    async def open(self):
+        try:
+            await self.ready()
+        except Exception as e:
+            raise base.DriverError('Swift container %s: %s'
+                                   % (self.container, e)) from None
+
     async def close(self):
         await asyncio.get_running_loop().run_in_executor(
             None, self.client.close)
