@@ -24,7 +24,9 @@ TAG_RE = re.compile(r'[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}')
 # "docker.io", "localhost", "registry.example.com:5000".
 HOST_RE = re.compile(r'[a-z0-9](?:[a-z0-9.-]*[a-z0-9])?(?::[0-9]{1,5})?')
 DIGEST_RE = re.compile(r'([a-z0-9]+(?:[+._-][a-z0-9]+)*):([a-zA-Z0-9=_-]+)')
-UPLOAD_ID_RE = re.compile(r'[0-9a-f]{32}')
+# A random (version 4) UUID in its canonical form, as the spec asks.
+UPLOAD_ID_RE = re.compile(
+    r'[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}')
 
 # The algorithms we can verify, with the length of their hex encoding.
 DIGEST_ALGORITHMS = {'sha256': 64, 'sha512': 128}

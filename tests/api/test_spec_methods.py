@@ -11,7 +11,7 @@ from tests.api.helpers import (OCI_MANIFEST, assert_error, digest_of,
 
 METHODS = ('GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS')
 DIGEST = digest_of(b'x')
-UPLOAD_ID = '0' * 32
+UPLOAD_ID = '00000000-0000-4000-8000-000000000000'
 
 
 def concrete(path):

@@ -129,7 +129,8 @@ async def test_put_without_digest_is_400_digest_invalid(client):
 
 
 async def test_unknown_upload_is_404_blob_upload_unknown(client):
-    for upload_id in ('0' * 32, 'not-an-id', 'A' * 32):
+    for upload_id in ('00000000-0000-4000-8000-000000000000', 'not-an-id',
+                      'A' * 32):
         response = await client.patch(
             '/v2/org/img/blobs/uploads/%s' % upload_id, data=b'x')
         await assert_error(response, 404, 'BLOB_UPLOAD_UNKNOWN')

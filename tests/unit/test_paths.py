@@ -14,7 +14,8 @@ REPOSITORIES = ['a', 'a/b', 'ab', 'a/b/c', 'library/alpine', 'x' * 255,
 DIGESTS = [oci.Digest.of(b'x'), oci.Digest.of(b'y'),
            oci.Digest.of(b'x', 'sha512')]
 TAGS = ['latest', '_tags', '_layers', 'a' * 128, 'v1.0', 'A']
-UPLOAD_IDS = ['0' * 32, 'f' * 32]
+UPLOAD_IDS = ['00000000-0000-4000-8000-000000000000',
+              'ffffffff-ffff-4fff-bfff-ffffffffffff']
 OFFSETS = [0, 1, 10, 2 ** 40, 2 ** 63 - 1]
 
 

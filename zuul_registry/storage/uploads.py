@@ -16,8 +16,8 @@ in the common case.
 import collections
 import json
 import logging
-import secrets
 import time
+import uuid
 
 from zuul_registry import oci
 from zuul_registry.drivers import base as driver_base
@@ -38,7 +38,8 @@ class Uploads:
         self._hashes = collections.OrderedDict()  # id -> (offset, hasher)
 
     async def start(self, repository):
-        upload_id = secrets.token_hex(16)
+        # 122 random bits from os.urandom: unguessable.
+        upload_id = str(uuid.uuid4())
         info = {'repository': repository.name, 'started': time.time()}
         await self.driver.put(paths.upload_info(repository.namespace,
                                                 upload_id),
