@@ -20,7 +20,9 @@ from zuul_registry.api import base, errors
 
 log = logging.getLogger('zuul_registry.api.access')
 
-GRANTS = 'zuul_registry.grants'
+# aiohttp 3.12 added typed request keys; older ones take a string.
+GRANTS = (web.RequestKey('grants', object) if hasattr(web, 'RequestKey')
+          else 'zuul_registry.grants')
 
 
 def required_action(method, *, upload=False):
