@@ -23,6 +23,7 @@ import logging
 import secrets
 import time
 
+import bcrypt
 import jwt
 
 from zuul_registry import oci
@@ -66,6 +67,7 @@ class Auth:
         self._key = hmac.new((config.secret or '').encode('utf8'),
                              b'zuul-registry token key v1',
                              hashlib.sha256).digest()
+        self._verified = {}   # (user, HMAC of password) -> True
         if self.enabled and len(config.secret or '') < 32:
             log.warning('The token secret is shorter than 32 characters; '
                         'use a long random value')
@@ -81,13 +83,30 @@ class Auth:
     def user_actions(self, name, password):
         """The actions of a user whose password matches, else None."""
         user = self.users.get(name)
-        # Compare even for unknown names, so timing says nothing.
-        expected = user.password if user else secrets.token_hex(16)
-        matches = hmac.compare_digest(expected.encode('utf8'),
-                                      (password or '').encode('utf8'))
+        given = (password or '').encode('utf8')
+        if user is not None and user.password_hash:
+            matches = self._check_hash(user, given)
+        else:
+            # Compare even for unknown names, so timing says nothing.
+            expected = user.password if user else secrets.token_hex(16)
+            matches = hmac.compare_digest(expected.encode('utf8'), given)
         if user is None or not matches:
             return None
         return ACCESS_ACTIONS[user.access]
+
+    def _check_hash(self, user, given):
+        """bcrypt is slow on purpose; remember recent successes (keyed by
+        an HMAC of the password, never the password) so Basic auth on
+        every request does not stall the server."""
+        key = (user.name, hmac.new(self._key, given, 'sha256').digest())
+        if key in self._verified:
+            return True
+        matches = bcrypt.checkpw(given, user.password_hash.encode('ascii'))
+        if matches:
+            if len(self._verified) >= 1024:
+                self._verified.clear()
+            self._verified[key] = True
+        return matches
 
     def basic_credentials(self, header):
         """(name, password) from a Basic Authorization header, or None."""

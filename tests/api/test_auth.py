@@ -348,3 +348,22 @@ def test_scope_parsing():
          'repository:x:*'])) == [
         ('localhost:5000/a/b', {'pull', 'push'}),
         ('x', {'pull', 'push', 'delete'})]
+
+
+async def test_user_with_bcrypt_hash_authenticates(make_client):
+    import bcrypt
+    hashed = bcrypt.hashpw(b'hashed-pass', bcrypt.gensalt(rounds=4))
+    user = config_module.User(name='hasher', password=None, access='write',
+                              password_hash=hashed.decode())
+    client = await make_client(users=(user,), secret=SECRET)
+    token = await get_token(client, 'repository:org/img:pull,push',
+                            'hasher', 'hashed-pass')
+    response = await client.post('/v2/org/img/blobs/uploads/',
+                                 headers=bearer(token))
+    assert response.status == 202
+    response = await client.get('/v2/', headers={
+        'Authorization': basic('hasher', 'not-the-pass')})
+    await assert_error(response, 401, 'UNAUTHORIZED')
+    response = await client.get('/v2/', headers={
+        'Authorization': basic('hasher', 'hashed-pass')})
+    assert response.status == 200

@@ -418,3 +418,29 @@ def test_delete_is_enabled_by_default_and_can_be_switched_off():
     assert not parse(delete=False).delete_enabled
     assert problems(delete='no') == [
         'registry.delete: must be a boolean, not a string']
+
+
+BCRYPT_HASH = '$2b$04$aANV/E8F/PdEtPzPErv/b.sFY8qBH74duxBsR30WfC7e7gkzUB2di'
+
+
+def test_user_may_have_a_bcrypt_hash_instead_of_a_password():
+    config = parse(secret='s' * 40, users=[
+        {'name': 'zuul', 'pass-hash': BCRYPT_HASH, 'access': 'write'}])
+    assert config.users[0].password_hash == BCRYPT_HASH
+    assert config.users[0].password is None
+    assert BCRYPT_HASH not in repr(config)
+
+
+@pytest.mark.parametrize('user, problem', [
+    ({'name': 'z', 'access': 'read'},
+     'registry.users[0].pass: required (or pass-hash)'),
+    ({'name': 'z', 'pass': 'p', 'pass-hash': BCRYPT_HASH, 'access': 'read'},
+     'registry.users[0].pass: give either pass or pass-hash, not both'),
+    ({'name': 'z', 'pass-hash': '$6$salt$notbcrypt', 'access': 'read'},
+     'registry.users[0].pass-hash: must be a bcrypt hash'),
+])
+def test_user_password_rules(user, problem):
+    with pytest.raises(ConfigError) as error:
+        parse(secret='s' * 40, users=[user])
+    assert any(p.startswith(problem) for p in error.value.problems), \
+        error.value.problems

@@ -52,9 +52,13 @@ def _substitute(value, path, environ, problems):
     return None if failed else value
 
 
+_BCRYPT = re.compile(r'\$2[aby]\$[0-9]{2}\$[./A-Za-z0-9]{53}')
 _USER_FIELDS = {
     'name': _Field('name', _string, required=True),
-    'pass': _Field('password', _string, required=True),
+    'pass': _Field('password', _string),
+    'pass-hash': _Field('password_hash', _scalar(
+        str, _BCRYPT.fullmatch, 'must be a bcrypt hash ($2b$...), as '
+        '"htpasswd -nbB NAME PASSWORD" prints after the colon')),
     'access': _Field('access', _choice(READ, WRITE), required=True),
 }
 
@@ -70,7 +74,17 @@ def _users(value, path, problems):
         if name is not None and name in names:
             problems.append(f'{item_path}.name: duplicate user name {name!r}')
         names.add(name)
-        if len(fields) == len(_USER_FIELDS):
+        if not isinstance(item, dict):
+            continue   # already reported
+        given = [key for key in ('pass', 'pass-hash')
+                 if item.get(key) is not None]
+        if not given:
+            problems.append(f'{item_path}.pass: required (or pass-hash)')
+        elif len(given) > 1:
+            problems.append(f'{item_path}.pass: give either pass or '
+                            f'pass-hash, not both')
+        elif {'name', 'access'} <= set(fields) and len(fields) == 3:
+            fields.setdefault('password', None)
             users.append(User(**fields))
     return tuple(users)
 

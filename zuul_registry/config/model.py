@@ -19,8 +19,10 @@ class ConfigError(Exception):
 @dataclass(frozen=True)
 class User:
     name: str
-    password: str = dataclasses.field(repr=False)
-    access: str  # READ or WRITE
+    password: Optional[str] = dataclasses.field(repr=False)  # plain, or
+    access: str = READ  # READ or WRITE
+    password_hash: Optional[str] = dataclasses.field(default=None,
+                                                     repr=False)  # bcrypt
 
 
 @dataclass(frozen=True)
