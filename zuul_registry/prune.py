@@ -13,6 +13,9 @@ For each namespace:
 3. Then every blob that no kept manifest needs and that is older than
    UPLOAD_EXPIRY (a push stores its blobs before its manifest) goes, and
    so do the repositories' links to it.
+4. Last, for the whole storage, the driver's leftovers older than
+   UPLOAD_EXPIRY go (driver.collect_leftovers): storage no object needs,
+   such as the Swift segments of a blob replaced by a second push.
 
 A push may run meanwhile.  Manifests stored since pruning began are
 marked again just before blobs are deleted, so their blobs stay; the
@@ -43,7 +46,7 @@ _CLOCK_SKEW = 60
 class Summary:
     """What was (or would be) removed: objects by kind, and bytes."""
 
-    KINDS = ('manifests', 'tags', 'blobs', 'links', 'uploads')
+    KINDS = ('manifests', 'tags', 'blobs', 'links', 'uploads', 'leftovers')
 
     def __init__(self, *, dry_run):
         self.dry_run = dry_run
@@ -72,6 +75,7 @@ async def prune(config, driver, *, dry_run=False, now=None,
                      report=report or (lambda line: log.info('%s', line)))
     for namespace, repositories in (await pruner.inventory()).items():
         await pruner.namespace(namespace, repositories)
+    await pruner.leftovers()
     return pruner.summary
 
 
@@ -257,6 +261,16 @@ class _Pruner:
                 if not self.dry_run:
                     await self.driver.delete(paths.layer_link(
                         repository.namespace, repository.name, digest))
+
+    # -- leftovers --------------------------------------------------------
+
+    async def leftovers(self):
+        for name, size in await self.driver.collect_leftovers(
+                before=self.now - self.upload_expiry, dry_run=self.dry_run):
+            self.summary.objects['leftovers'] += 1
+            self.summary.bytes += size
+            self.report('%s leftover %s (%d bytes)' % (
+                'would remove' if self.dry_run else 'removed', name, size))
 
     # -- helpers ----------------------------------------------------------
 

@@ -17,7 +17,7 @@ import pytest
 import yaml
 
 from tests.api.helpers import OCI_INDEX, OCI_MANIFEST, make_config, \
-    push_image
+    push_blob, push_image
 from tests.api.test_spec_referrers import push_referrer
 from zuul_registry.drivers.filesystem import FilesystemDriver
 from zuul_registry.prune import prune
@@ -150,6 +150,25 @@ async def test_uploads_untouched_for_an_hour_are_removed(client, run_prune):
     assert await status(client, location) == 404
 
 
+async def test_a_blob_pushed_twice_leaves_its_first_copy_to_prune(
+        client, run_prune, request):
+    # On Swift the second push's segments replace the first's, which no
+    # manifest needs any more; on a filesystem a rename replaced them.
+    data = os.urandom(1536 * 1024)   # segments of its own on Swift
+    digest = await push_blob(client, 'org/img', data)
+    assert await push_blob(client, 'org/img', data) == digest
+    lines = []
+    summary = await run_prune(report=lines.append)
+    leftovers = 1 if request.node.callspec.params['make_driver'] == 'swift' \
+        else 0
+    assert summary.objects['leftovers'] == leftovers
+    assert summary.bytes == leftovers * len(data)
+    assert len([line for line in lines if 'leftover' in line]) == leftovers
+    response = await client.get('/v2/org/img/blobs/' + digest)
+    assert await response.read() == data
+    assert (await run_prune()).objects['leftovers'] == 0
+
+
 async def test_every_namespace_is_pruned(make_client, run_prune):
     client = await make_client(namespaced=True)
     await push_image(client, 'quay.io/org/img', 'v1')
@@ -174,5 +193,5 @@ def test_the_prune_command_reports_a_summary(tmp_path):
                 os.path.abspath(__file__)))))
         assert result.returncode == 0, result.stderr
         assert result.stdout.strip() == '%s 0 manifests, 0 tags, 0 blobs, ' \
-            '0 links, 0 uploads; 0 bytes' % (
+            '0 links, 0 uploads, 0 leftovers; 0 bytes' % (
                 'Would remove' if extra else 'Removed')

@@ -61,7 +61,9 @@ async def test_a_write_is_one_manifest_over_its_segments(make_driver, swift):
     assert await driver.write('ns/blob', chunks_of(b'0123456', b'789')) == 10
     segments = manifest(swift, driver.container, 'ns/blob')
     assert [size for _, size, _ in segments] == [4, 4, 2]
-    assert all(name.startswith('.segments/ns/blob/.')
+    # One set of their own, under .segments/, not under the path.
+    assert len({name.rsplit('/', 1)[0] for name, _, _ in segments}) == 1
+    assert all(name.startswith('.segments/') and 'ns/blob' not in name
                for name, _, _ in segments)
     assert b''.join(await read_all(driver, 'ns/blob', offset=3, length=6,
                                    chunk_size=4)) == b'345678'
@@ -133,13 +135,14 @@ async def test_delete_keeps_the_segments_of_a_name_it_prefixes(make_driver,
     for path in ('ns/a', 'ns/ab', 'ns/a/b'):
         await driver.write(path, chunks_of(b'0123456789', path.encode()))
     await driver.delete('ns/a')
-    assert names(swift, driver.container, '.segments/ns/a/') == []
+    assert sorted(names(swift, driver.container)) == sorted(
+        ['ns/ab'] + [name for name, _, _ in manifest(
+            swift, driver.container, 'ns/ab')])
     assert await driver.get('ns/ab') == b'0123456789ns/ab'
     assert scratch() == []
 
 
-async def test_replaced_segments_stay_until_the_path_is_deleted(make_driver,
-                                                                swift):
+async def test_replaced_segments_stay_until_collected(make_driver, swift):
     driver, scratch = make_driver()
     await driver.write('ns/blob', chunks_of(b'first version'))
     reader = driver.read('ns/blob', chunk_size=6)
@@ -148,19 +151,28 @@ async def test_replaced_segments_stay_until_the_path_is_deleted(make_driver,
     # A read in progress still has the old segments to read.
     assert b''.join([piece async for piece in reader]) == b'version'
     assert await driver.get('ns/blob') == b'second version'
-    assert scratch() != []
+    old = scratch()
+    assert old != []
+    # Not an hour old yet: they stay.
+    assert await driver.collect_leftovers(before=time.time() - 3600) == []
+    assert scratch() == old
+    [leftover] = await driver.collect_leftovers(before=time.time() + 60)
+    assert leftover.name == old[0].rsplit('/', 1)[0] + '/'
+    assert leftover.size == len(b'first version')
+    assert scratch() == []
+    assert await driver.get('ns/blob') == b'second version'
     await driver.delete('ns/blob')
     assert names(swift, driver.container) == []
 
 
-async def test_a_path_too_long_to_prefix_its_segments_hashes_them(
-        make_driver, swift):
+async def test_a_path_of_the_maximum_length_has_segments(make_driver,
+                                                         swift):
     driver, scratch = make_driver()
-    path = 'ns/' + '/'.join(['a' * 200] * 5)
-    await driver.write(path, chunks_of(b'0123456789' * 3))
-    [(first, _, _)] = manifest(swift, driver.container, path)[:1]
-    assert first.startswith('.segments/_long/')
-    assert await driver.get(path) == b'0123456789' * 3
+    parent = 'ns/' + '/'.join(['a' * 200] * 5)
+    await driver.write(parent + '/x', chunks_of(b'0123456789' * 3))
+    await driver.concat(parent + '/y', [parent + '/x'], consume=True)
+    assert await driver.get(parent + '/y') == b'0123456789' * 3
+    assert await driver.list(parent) == ['y']
     await driver.delete('ns')
     assert names(swift, driver.container) == []
     assert scratch() == []

@@ -12,6 +12,13 @@ them):
 * An object is visible completely or not at all: `put`, `write` and
   `concat` create it under a private name and publish it atomically.  A
   crash at any moment leaves either the old state or the new one.
+* `concat(consume=True)` hands its parts over instead of copying them
+  where the driver can (a rename, Swift segments referred to): the new
+  object never depends on anything a later `delete` of a part's path
+  could remove.
+* A driver may leave private leftovers behind (scratch of a write a crash
+  interrupted, storage of a replaced object); `collect_leftovers` removes
+  those older than a given time, and nothing any object still needs.
 * Paths form a tree.  `delete("a")` removes the object "a" and everything
   under "a/", and never touches "ab".  `list("a")` names the immediate
   children of "a/" (objects and sub-trees), sorted; a missing path lists
@@ -48,6 +55,12 @@ class InvalidPath(DriverError):
 class Stat(NamedTuple):
     size: int
     mtime: float
+
+
+class Leftover(NamedTuple):
+    """Private storage no object needs: a driver-specific name, bytes."""
+    name: str
+    size: int
 
 
 def check_path(path):
@@ -92,13 +105,28 @@ class Driver(abc.ABC):
         return await self._write(check_path(path), chunks,
                                  exclusive=exclusive)
 
-    async def concat(self, path, parts):
+    async def concat(self, path, parts, *, consume=False):
         """Atomically create or replace `path` with `parts` joined.
 
-        The parts are left in place; the caller deletes them.
+        A missing part raises ObjectNotFound before anything changes.
+
+        Without `consume`, the parts are left as they are and `path`
+        never depends on them: the caller may change or delete them at
+        once.
+
+        With `consume`, the parts are handed over, so that the driver can
+        reuse their storage instead of copying their bytes.  Once it
+        returns, `path` holds the bytes and the parts (other than `path`
+        itself) are gone: deleting their paths, or anything under them,
+        never affects `path`.  (Should removing a part fail after `path`
+        is published, the driver logs it and leaves the part for the
+        caller to delete, which stays harmless.)  If it raises, `path` is
+        unchanged and each part is either unchanged or gone: the caller
+        must treat the parts as lost.  A part may repeat.
         """
         await self._concat(check_path(path),
-                           [check_path(part) for part in parts])
+                           [check_path(part) for part in parts],
+                           consume=consume)
 
     def read(self, path, *, offset=0, length=None,
              chunk_size=None) -> AsyncIterator[bytes]:
@@ -122,6 +150,18 @@ class Driver(abc.ABC):
         """Sorted names of the immediate children of `path`."""
         return await self._list(check_path(path))
 
+    async def collect_leftovers(self, *, before, dry_run=False) -> list:
+        """Remove the driver's private leftovers last written before
+        `before` (a time.time() value); return them as Leftovers.
+
+        Leftovers are what no object needs any more: scratch of a write
+        a crash interrupted, storage of objects since replaced or
+        consumed.  Whatever an object needs is never removed, nor what a
+        write still in progress (written to at or after `before`) uses.
+        With `dry_run`, they are only returned.
+        """
+        return await self._collect_leftovers(before=before, dry_run=dry_run)
+
     async def open(self):
         """Check the storage can be used, at startup; DriverError says
         why not (bad credentials, unreachable service)."""
@@ -143,13 +183,16 @@ class Driver(abc.ABC):
     async def _write(self, path, chunks, *, exclusive): ...
 
     @abc.abstractmethod
-    async def _concat(self, path, parts): ...
+    async def _concat(self, path, parts, *, consume): ...
 
     @abc.abstractmethod
     def _read(self, path, *, offset, length, chunk_size): ...
 
     def _local_file(self, path):
         return None
+
+    async def _collect_leftovers(self, *, before, dry_run):
+        return []
 
     @abc.abstractmethod
     async def _move(self, src, dst): ...

@@ -3,12 +3,16 @@
 New objects are written under ROOT/.tmp and published with link() or
 rename(), which are atomic on one filesystem; file data is fsynced first,
 so even after a machine crash a published object is never truncated.
+`concat(consume=True)` of one part renames it; of several, copies them
+and removes them.  Scratch files a crash left in ROOT/.tmp are removed at
+startup (an hour old) and by `collect_leftovers`.
 Blocking calls run in the driver's own thread pool.
 """
 
 import asyncio
 import concurrent.futures
 import errno
+import functools
 import logging
 import os
 import shutil
@@ -47,13 +51,21 @@ class FilesystemDriver(base.Driver):
         return os.path.join(self.tmp, uuid.uuid4().hex)
 
     def _remove_stale_tmp(self):
-        cutoff = time.time() - _STALE_TMP_SECONDS
+        self._collect_sync(time.time() - _STALE_TMP_SECONDS, dry_run=False)
+
+    def _collect_sync(self, before, *, dry_run):
+        found = []
         for entry in os.scandir(self.tmp):
             try:
-                if entry.stat().st_mtime < cutoff:
-                    os.unlink(entry.path)
+                st = entry.stat()
+                if st.st_mtime < before:
+                    if not dry_run:
+                        os.unlink(entry.path)
+                    found.append(base.Leftover(
+                        '%s/%s' % (_TMP_DIR, entry.name), st.st_size))
             except FileNotFoundError:
                 pass
+        return found
 
     async def close(self):
         self._pool.shutdown(wait=True)
@@ -114,11 +126,22 @@ class FilesystemDriver(base.Driver):
             f.close()
             await self._run(_unlink_quietly, tmp)
 
-    async def _concat(self, path, parts):
+    async def _concat(self, path, parts, *, consume):
         await self._run(self._concat_sync, self._full(path),
-                        [self._full(part) for part in parts])
+                        [self._full(part) for part in parts], consume)
 
-    def _concat_sync(self, full, parts):
+    def _concat_sync(self, full, parts, consume):
+        if consume and len(parts) == 1:
+            # Hand the one part over: rename it.
+            if not os.path.isfile(parts[0]):
+                raise base.ObjectNotFound(parts[0])
+            try:
+                os.utime(parts[0])   # the object is new, whatever its age
+                self._publish(parts[0], full, exclusive=False)
+            except FileNotFoundError:
+                raise base.ObjectNotFound(parts[0]) from None
+            self._prune_empty_parents(parts[0])
+            return
         tmp = self._new_tmp()
         try:
             if len(parts) == 1:
@@ -140,6 +163,9 @@ class FilesystemDriver(base.Driver):
             self._publish(tmp, full, exclusive=False)
         finally:
             _unlink_quietly(tmp)
+        for part in set(parts) - {full} if consume else ():
+            _unlink_quietly(part)
+            self._prune_empty_parents(part)
 
     async def _read(self, path, *, offset, length, chunk_size):
         full = self._full(path)
@@ -165,6 +191,10 @@ class FilesystemDriver(base.Driver):
 
     def _local_file(self, path):
         return self._full(path)
+
+    async def _collect_leftovers(self, *, before, dry_run):
+        return await self._run(functools.partial(
+            self._collect_sync, before, dry_run=dry_run))
 
     async def _move(self, src, dst):
         await self._run(self._move_sync, self._full(src), self._full(dst))

@@ -46,8 +46,10 @@ class MemoryDriver(base.Driver):
         self._publish(path, bytes(buffer), exclusive=exclusive)
         return len(buffer)
 
-    async def _concat(self, path, parts):
+    async def _concat(self, path, parts, *, consume):
         self._publish(path, b''.join([self._object(part) for part in parts]))
+        for part in set(parts) - {path} if consume else ():
+            del self.objects[part], self._mtimes[part]
 
     async def _read(self, path, *, offset, length, chunk_size):
         data = self._object(path)

@@ -12,15 +12,22 @@ kept on Swift, where a PUT is atomic but nothing can be renamed:
   holds a lock per path in this process.  Swift checks the condition when
   a PUT starts, so two manifest PUTs from two processes overlapping by
   milliseconds could both succeed: Swift has no compare-and-swap.
-* `concat` leaves the parts in place and the caller may delete them at
-  once, so the new object must not refer to them: their bytes are copied
-  into segments of its own (server-side COPY; small pieces joined), see
-  swift_segments.  The copy costs Swift a read and a write of each byte.
-* `delete(P)` removes P and every object under P/ (a manifest with
-  ``multipart-manifest=delete``, which takes its segments too), then what
-  is left under .segments/P/: segments of replaced versions, or of a
-  process that died before publishing.  Replacing an object leaves its
-  old segments (a read in progress may still use them) until then.
+* `concat` without `consume` leaves the parts in place and the caller
+  may delete them at once, so the new object must not refer to them:
+  their bytes are copied into segments of its own (server-side COPY;
+  small pieces joined), see swift_segments.  With `consume` the parts'
+  segments are handed over and referred to where they lie: no byte is
+  copied (swift_handover).  `move` is a consuming concat.
+* Segments lie in sets named at random under .segments/, not under the
+  object's path: a set belongs to the one manifest that refers to it,
+  wherever that is, and goes with it.  `delete(P)` removes P and every
+  object under P/, a manifest with ``multipart-manifest=delete``, which
+  takes its segments too; it sweeps no prefix, so deleting an upload
+  area never touches segments a blob took over.
+* Sets no manifest refers to (an object replaced: a read in progress may
+  still use its old segments; a write a crash interrupted) stay until
+  `collect_leftovers` (swift_collect), which `zuul-registry prune` runs,
+  finds them unneeded and an hour old.
 * `list` is a delimiter listing, paged with markers.  `read` is a GET
   with ``Range``, streamed in `chunk_size` pieces, resumed if it breaks.
 
@@ -37,11 +44,13 @@ import time
 
 from swiftclient.exceptions import ClientException
 
-from zuul_registry.drivers import base, swift_auth
+from zuul_registry.drivers import (
+    base, swift_auth, swift_collect, swift_handover)
 from zuul_registry.drivers.swift_client import (
     SwiftClient, connection_factory)
 from zuul_registry.drivers.swift_segments import (
-    Segments, Splitter, SwiftError, is_manifest)
+    Segments, SwiftError, is_manifest)
+from zuul_registry.drivers.swift_streams import Splitter, exactly
 
 log = logging.getLogger('zuul_registry.drivers.swift')
 
@@ -125,10 +134,10 @@ class SwiftDriver(base.Driver):
                 return None
             raise SwiftError('HEAD %s: %s' % (name, e)) from None
 
-    async def listing(self, prefix, *, delimiter=None):
-        """Every listing entry under `prefix`, page by page."""
+    async def listing(self, prefix, *, delimiter=None, marker=''):
+        """Every listing entry under `prefix` (after `marker`), page by
+        page."""
         await self.ready()   # which sets the page size
-        marker = ''
         while True:
             _, page = await self.call(
                 'get_container', self.container, prefix=prefix,
@@ -211,7 +220,7 @@ class SwiftDriver(base.Driver):
         if not await source.more():
             await self._put(path, b'', exclusive=exclusive)
             return 0
-        segment_set = self.segments.new_set(path)
+        segment_set = self.segments.new_set()
         entries = []
         try:
             while await source.more():
@@ -227,7 +236,9 @@ class SwiftDriver(base.Driver):
             raise
         return sum(entry['size_bytes'] for entry in entries)
 
-    async def _concat(self, path, parts):
+    async def _concat(self, path, parts, *, consume):
+        if consume:
+            return await swift_handover.consume(self.segments, path, parts)
         leaves = await asyncio.gather(*[self.segments.leaves(part)
                                         for part in parts])
         await self.segments.assemble(path, [leaf for part_leaves in leaves
@@ -244,7 +255,7 @@ class SwiftDriver(base.Driver):
             end=None if length is None else offset + length,
             chunk_size=chunk_size)
         try:
-            async for piece in _exactly(pieces, chunk_size):
+            async for piece in exactly(pieces, chunk_size):
                 yield piece
         except ClientException as e:
             if e.http_status == 404:
@@ -254,9 +265,7 @@ class SwiftDriver(base.Driver):
             await pieces.aclose()
 
     async def _move(self, src, dst):
-        await self._concat(dst, [src])
-        await self.delete_object(src)
-        await self.segments.sweep(self.segments.root(src) + '/.')
+        await swift_handover.consume(self.segments, dst, [src])
 
     async def _delete(self, path):
         await self.delete_object(path)
@@ -264,7 +273,10 @@ class SwiftDriver(base.Driver):
         await self.gather_limited([
             self.delete_object(entry['name'], manifest='slo_etag' in entry)
             for entry in entries])
-        await self.segments.sweep(self.segments.root(path) + '/')
+
+    async def _collect_leftovers(self, *, before, dry_run):
+        return await swift_collect.collect(self, before=before,
+                                           dry_run=dry_run)
 
     async def _list(self, path):
         prefix = path + '/'
@@ -273,18 +285,3 @@ class SwiftDriver(base.Driver):
             name = entry.get('subdir') or entry['name']
             names.add(name[len(prefix):].rstrip('/'))
         return sorted(names)
-
-
-async def _exactly(pieces, size):
-    """Re-cut `pieces` into chunks of exactly `size` (the last shorter)."""
-    buffer = bytearray()
-    async for piece in pieces:
-        if not buffer and len(piece) == size:
-            yield piece
-            continue
-        buffer += piece
-        while len(buffer) >= size:
-            yield bytes(buffer[:size])
-            del buffer[:size]
-    if buffer:
-        yield bytes(buffer)

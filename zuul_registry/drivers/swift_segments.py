@@ -1,35 +1,38 @@
-"""The Swift driver's segments: Static Large Objects it builds and sweeps.
+"""The Swift driver's segments: Static Large Objects it builds.
 
 What lies in the container besides the objects themselves::
 
-    .segments/PATH/.SET/NNNNNN        a segment of the manifest at PATH
-    .segments/PATH/.SET/mLNNNNNN      a nested manifest (level L)
+    .segments/SET/NNNNNN        a segment
+    .segments/SET/mLNNNNNN      a nested manifest (level L)
+    .segments/SET/claim         a set being handed over (swift_handover)
 
-SET is random per version of PATH.  A PATH too long to prefix its
-segments (Swift names are at most 1024 bytes) uses
-.segments/_long/SHA256(PATH) instead.  Paths never start with "." (the
-driver contract refuses them), so nothing here collides with an object;
-the segment sets of PATH itself are the names under .segments/PATH/.,
-and those of PATH and everything under PATH/ all lie under .segments/PATH/.
+SET is random, one per `write` or `concat`.  Paths never start with "."
+(the driver contract refuses them), so nothing here collides with an
+object.  A set belongs to whichever manifest refers to it: deleting that
+manifest with ``multipart-manifest=delete`` deletes its segments.  Sets
+no manifest refers to (a write a crash interrupted, an object since
+replaced) are collected by swift_collect.
 
 Assembling an object from sources (plain objects, as SLO entries):
 
-* a source of at least `join_under` bytes is copied server-side (COPY)
-  into a segment of its own;
+* a source of at least `join_under` bytes is referred to where it lies
+  when the caller hands it over (`in_place`), else copied server-side
+  (COPY) into a segment of its own;
 * consecutive smaller sources are joined, read and written again through
   this process, into segments of about `join_target` bytes: Swift serves
   an SLO's segments under 1 MiB at one per second after the tenth
   (rate_limit_under_size, rate_limit_after_segment), and a blob pushed in
   many small chunks must not read that slowly;
-* one resulting segment is written straight to PATH as a plain object;
-  several get a manifest, nested past the cluster's max_manifest_segments.
+* one resulting segment that is not in place is written straight to the
+  path as a plain object; otherwise a manifest, nested past the cluster's
+  max_manifest_segments.
 """
 
 import asyncio
-import hashlib
 import json
 import logging
 import secrets
+from typing import NamedTuple
 
 from swiftclient.exceptions import ClientException
 
@@ -39,7 +42,6 @@ from zuul_registry.drivers.swift_client import is_transient
 log = logging.getLogger('zuul_registry.drivers.swift')
 
 ROOT = '.segments'
-_SUFFIX_LENGTH = len('/.0123456789abcdef/m1000000')
 
 
 class SwiftError(base.DriverError):
@@ -57,72 +59,97 @@ class Segments:
 
     # -- names ------------------------------------------------------------
 
-    def root(self, path):
-        root = '%s/%s' % (ROOT, path)
-        if len(root) + _SUFFIX_LENGTH > self.driver.max_name_length:
-            root = '%s/_long/%s' % (
-                ROOT, hashlib.sha256(path.encode()).hexdigest())
-        return root
-
-    def new_set(self, path):
-        return '%s/.%s' % (self.root(path), secrets.token_hex(8))
+    @staticmethod
+    def new_set():
+        return '%s/%s' % (ROOT, secrets.token_hex(12))
 
     def entry(self, name, etag, size):
         return {'path': '/%s/%s' % (self.container, name),
                 'etag': etag.strip('"') if etag else None,
                 'size_bytes': size}
 
+    def segment_name(self, entry_path):
+        """The object name of an entry's path in this container, if it is
+        a segment; else None."""
+        prefix = '/%s/%s/' % (self.container, ROOT)
+        if entry_path.startswith(prefix):
+            return entry_path[len(self.container) + 2:]
+        return None
+
     # -- reading manifests ------------------------------------------------
 
     async def leaves(self, path):
         """The plain objects holding the bytes of `path`, as entries."""
+        return (await self.describe(path)).leaves
+
+    async def describe(self, path):
+        """What `path` is made of: a Parts."""
         headers = await self.driver.head(path)
         if headers is None:
             raise base.ObjectNotFound(path)
         if not is_manifest(headers):
-            return [self.entry(path, headers.get('etag'),
-                               int(headers['content-length']))]
-        return await self._manifest_leaves(self.container, path)
+            return Parts(False, [self.entry(
+                path, headers.get('etag'), int(headers['content-length']))],
+                [])
+        leaves, nested = [], []
+        await self._walk(self.container, path, leaves, nested)
+        return Parts(True, leaves, nested)
 
-    async def _manifest_leaves(self, container, name):
+    async def manifest(self, container, name):
+        """The items of the manifest `name` (multipart-manifest=get);
+        ObjectNotFound if it is gone or no manifest (any more)."""
         try:
-            _, data = await self.driver.call(
+            headers, data = await self.driver.call(
                 'get_object', container, name,
                 query_string='multipart-manifest=get')
         except ClientException as e:
             if e.http_status == 404:
                 raise base.ObjectNotFound(name) from None
             raise SwiftError('GET %s: %s' % (name, e)) from None
-        leaves = []
-        for item in json.loads(data):
+        if not is_manifest(headers):
+            raise base.ObjectNotFound('%s: no manifest' % name)
+        return json.loads(data)
+
+    async def _walk(self, container, name, leaves, nested):
+        for item in await self.manifest(container, name):
             if 'range' in item:
                 raise SwiftError('%s: ranged segments are not supported'
                                  % name)
             if item.get('sub_slo'):
+                nested.append(item['name'])
                 source_container, _, source = item['name'].lstrip(
                     '/').partition('/')
-                leaves += await self._manifest_leaves(source_container,
-                                                      source)
+                await self._walk(source_container, source, leaves, nested)
             else:
                 leaves.append({'path': item['name'], 'etag': item['hash'],
                                'size_bytes': item['bytes']})
-        return leaves
 
     # -- building objects -------------------------------------------------
 
-    async def assemble(self, path, sources):
-        """Create `path` from the bytes of `sources` (entries), in order."""
+    async def assemble(self, path, sources, *, handover=None):
+        """Create `path` from the bytes of `sources` (entries), in order.
+
+        A large source marked `in_place` is referred to, not copied.
+        `handover`, if given, is awaited once the copies are made and
+        before `path` is published.
+        """
         groups = self._plan([s for s in sources if s['size_bytes']])
-        if not groups:
-            return await self.driver.put(path, b'')
-        if len(groups) == 1:
-            await self._make(path, groups[0])
+        if len(groups) <= 1 and not any(
+                group[0].get('in_place') for group in groups):
+            if handover is not None:
+                await handover()
+            if groups:
+                await self._make(path, groups[0])
+            else:
+                await self.driver.put(path, b'')
             return
-        segment_set = self.new_set(path)
+        segment_set = self.new_set()
         try:
             entries = await self.driver.gather_limited([
                 self._make('%s/%06d' % (segment_set, index), group)
                 for index, group in enumerate(groups)])
+            if handover is not None:
+                await handover()
             await self.publish(path, segment_set, entries)
         except BaseException:
             await self.discard(segment_set)
@@ -148,7 +175,11 @@ class Segments:
         return groups
 
     async def _make(self, name, group):
-        """Write the sources of `group` as the plain object `name`."""
+        """Write the sources of `group` as the plain object `name`; its
+        entry.  A source in place is its own entry, nothing written."""
+        if group[0].get('in_place'):
+            return {key: group[0][key]
+                    for key in ('path', 'etag', 'size_bytes')}
         if len(group) == 1:
             await self._copy(group[0]['path'], name)
             return self.entry(name, group[0]['etag'],
@@ -223,7 +254,7 @@ class Segments:
     async def discard(self, segment_set):
         """Delete what a failed write wrote, if Swift lets us now.
 
-        What stays (Swift is down) goes when the path is deleted.
+        What stays (Swift is down) is collected later (swift_collect).
         """
         try:
             await asyncio.shield(self.sweep(segment_set + '/'))
@@ -240,29 +271,13 @@ class Segments:
             for name in names])
 
 
+class Parts(NamedTuple):
+    """An object as its segments: whether it is a manifest, the entries
+    of its plain objects in order, and the names of nested manifests."""
+    manifest: bool
+    leaves: list
+    nested: list
+
+
 def is_manifest(headers):
     return headers.get('x-static-large-object', '').lower() == 'true'
-
-
-class Splitter:
-    """Cut an async iterable of bytes into consecutive sub-streams."""
-
-    def __init__(self, chunks):
-        self._iterator = chunks.__aiter__()
-        self._pending = b''
-
-    async def more(self):
-        while not self._pending:
-            try:
-                self._pending = await self._iterator.__anext__()
-            except StopAsyncIteration:
-                return False
-        return True
-
-    async def take(self, limit):
-        """Yield the next `limit` bytes (fewer at the end)."""
-        while limit > 0 and await self.more():
-            piece = self._pending[:limit]
-            self._pending = self._pending[len(piece):]
-            limit -= len(piece)
-            yield piece

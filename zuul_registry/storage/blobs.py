@@ -82,9 +82,14 @@ class Blobs:
         log.info('Blob %s unlinked from %s', digest, repository)
 
     async def commit(self, repository, digest, parts):
-        """Publish the concatenated `parts` as the blob, then link it."""
+        """Publish the concatenated `parts` as the blob, then link it.
+
+        The parts are consumed (driver.concat): the blob takes over their
+        storage where the driver can, and they are gone afterwards.  If
+        this raises, the blob is as it was and the parts may be lost.
+        """
         await self.driver.concat(paths.blob(repository.namespace, digest),
-                                 parts)
+                                 parts, consume=True)
         await self.link(repository, digest)
         log.info('Blob %s committed to %s', digest, repository)
 

@@ -11,8 +11,15 @@ of the uploads it has been fed in order.  When a process completes an
 upload whose hash it does not hold (another process took some chunks, or
 it restarted), it re-reads the stored chunks.  Correct everywhere, fast
 in the common case.
+
+Completing an upload checks that its chunks follow each other from
+offset 0, hands them over to the blob store (the driver consumes them
+instead of copying their bytes where it can), then deletes the rest of
+the upload.  A completion that fails half-way may have consumed some
+chunks: the upload is then lost, which the check reports to a retry.
 """
 
+import asyncio
 import collections
 import json
 import logging
@@ -83,14 +90,11 @@ class Uploads:
     async def complete(self, repository, upload_id, digest, body=None):
         """Append a final chunk, verify `digest`, publish the blob."""
         if body is not None:
-            size = await self.append(repository, upload_id, body)
+            await self.append(repository, upload_id, body)
         else:
-            size = await self.size(repository, upload_id)
+            await self._check_owner(repository, upload_id)
         namespace = repository.namespace
-        chunk_names = await self.driver.list(
-            paths.upload_chunks(namespace, upload_id))
-        parts = [paths.upload_chunks(namespace, upload_id) + '/' + name
-                 for name in chunk_names]
+        parts, size = await self._parts(namespace, upload_id)
         actual = self._finished_hash(upload_id, size, digest)
         if actual is None:
             actual = await self._rehash(parts, digest)
@@ -101,9 +105,11 @@ class Uploads:
             raise errors.DigestMismatch(
                 'upload has digest %s:%s, not %s'
                 % (digest.algorithm, actual, digest))
+        # Even a failed commit may consume chunks: a retry must not trust
+        # the hash of what it finds then.
+        self._hashes.pop(upload_id, None)
         await self.blobs.commit(repository, digest, parts)
         await self.driver.delete(paths.upload(namespace, upload_id))
-        self._hashes.pop(upload_id, None)
         log.info('Upload %s of %s completed as %s (%d bytes)', upload_id,
                  repository, digest, size)
         return size
@@ -137,6 +143,23 @@ class Uploads:
         if last is None:   # completed or cancelled meanwhile
             raise errors.UploadUnknown('upload %s is gone' % upload_id)
         return paths.chunk_offset(names[-1]) + last.size
+
+    async def _parts(self, namespace, upload_id):
+        """The paths of the upload's chunks and its size, once checked
+        that the chunks follow each other from offset 0."""
+        chunks = paths.upload_chunks(namespace, upload_id)
+        names = await self.driver.list(chunks)
+        parts = [chunks + '/' + name for name in names]
+        stats = await asyncio.gather(*[self.driver.stat(part)
+                                       for part in parts])
+        size = 0
+        for name, stat in zip(names, stats):
+            if stat is None or paths.chunk_offset(name) != size:
+                # Completed, cancelled, or consumed by a failed completion.
+                raise errors.UploadUnknown('upload %s lost chunks at %d'
+                                           % (upload_id, size))
+            size += stat.size
+        return parts, size
 
     def _hasher_at(self, upload_id, offset):
         """A sha256 hasher holding bytes [0, offset), or None."""

@@ -1,0 +1,175 @@
+"""What only the Swift driver promises about hand-overs and leftovers:
+consumed parts' segments are referred to, not copied; collection takes
+exactly the sets no manifest needs, and never one being handed over.
+
+Runs against the shared one-node Swift of swift_server; each test has a
+container of its own.
+"""
+
+import asyncio
+import time
+
+import pytest
+
+from tests.drivers.test_consume import write_chunks
+from tests.drivers.test_contract import chunks_of
+from tests.drivers.test_swift import make_driver, manifest, names, swift
+from zuul_registry.drivers import swift_handover
+from zuul_registry.drivers.base import ObjectNotFound
+
+__all__ = ['make_driver', 'swift']   # fixtures
+
+
+def segment_set(name):
+    return name.rsplit('/', 1)[0]
+
+
+async def test_consumed_segments_are_referred_to_not_copied(make_driver,
+                                                            swift):
+    driver, scratch = make_driver(segment_size=4, join_under=3)
+    parts = await write_chunks(driver, 'ns/upload', [b'0123456789',
+                                                     b'abcdefgh'])
+    written = [manifest(swift, driver.container, part) for part in parts]
+    assert [[size for _, size, _ in m] for m in written] == [[4, 4, 2],
+                                                             [4, 4]]
+    await driver.concat('ns/blob', parts, consume=True)
+    blob = manifest(swift, driver.container, 'ns/blob')
+    assert [size for _, size, _ in blob] == [4, 4, 2, 4, 4]
+    # The 4-byte segments are the parts' own; the 2 bytes were copied.
+    for index in (0, 1, 3, 4):
+        assert blob[index][0] == (written[0] + written[1])[index][0]
+    assert segment_set(blob[2][0]) not in {segment_set(name) for m in written
+                                           for name, _, _ in m}
+    assert await driver.list('ns') == ['blob']
+    # Nothing else is left: no part, no claim, no copied-from segment.
+    assert sorted(names(swift, driver.container)) == sorted(
+        ['ns/blob'] + [name for name, _, _ in blob])
+    await driver.delete('ns/upload')
+    assert await driver.get('ns/blob') == b'0123456789abcdefgh'
+    await driver.delete('ns/blob')
+    assert names(swift, driver.container) == []
+    assert scratch() == []
+
+
+async def test_consumed_segments_nest_past_the_segment_limit(make_driver,
+                                                             swift):
+    driver, scratch = make_driver(segment_size=4, join_under=1)
+    pieces = [bytes([65 + n]) * 16 for n in range(3)]   # 4 segments each
+    parts = await write_chunks(driver, 'ns/upload', pieces)
+    await driver.concat('ns/blob', parts, consume=True)
+    top = manifest(swift, driver.container, 'ns/blob')
+    assert [nested for _, _, nested in top] == [True, True]
+    assert sum(len(manifest(swift, driver.container, name))
+               for name, _, _ in top) == 12
+    assert await driver.get('ns/blob') == b''.join(pieces)
+    await driver.delete('ns/upload')
+    assert scratch() == []
+    await driver.delete('ns/blob')
+    assert names(swift, driver.container) == []
+
+
+async def test_tiny_consumed_parts_are_joined_and_removed(make_driver,
+                                                          swift):
+    driver, scratch = make_driver()   # joins everything under 3 bytes
+    parts = await write_chunks(driver, 'ns/upload', [b'ab', b'cd', b'e'])
+    await driver.concat('ns/blob', parts, consume=True)
+    assert 'x-static-large-object' not in swift.head_object(
+        driver.container, 'ns/blob')
+    assert names(swift, driver.container) == ['ns/blob']
+    assert await driver.get('ns/blob') == b'abcde'
+
+
+async def test_collection_during_a_handover_spares_the_claimed_sets(
+        make_driver, swift, monkeypatch):
+    # The parts' segments are older than the cut-off, and between the
+    # parts letting go and the blob's manifest nothing refers to them: only
+    # the claim keeps collection off them.
+    driver, scratch = make_driver(segment_size=4, join_under=3)
+    parts = await write_chunks(driver, 'ns/upload', [b'0123456789abcdef'])
+    await asyncio.sleep(1.5)
+    cut_off = time.time() - 0.5
+    publish = driver.segments.publish
+    collected = []
+
+    async def collecting_first(*args, **kwargs):
+        assert await driver.stat(parts[0]) is None   # detached already
+        collected.extend(await driver.collect_leftovers(before=cut_off))
+        return await publish(*args, **kwargs)
+
+    monkeypatch.setattr(driver.segments, 'publish', collecting_first)
+    await driver.concat('ns/blob', parts, consume=True)
+    assert collected == []
+    assert await driver.get('ns/blob') == b'0123456789abcdef'
+    assert scratch() == []
+
+
+async def test_a_part_removed_meanwhile_stops_the_handover(
+        make_driver, swift, monkeypatch):
+    driver, scratch = make_driver(segment_size=4, join_under=3)
+    parts = await write_chunks(driver, 'ns/upload', [b'0123456789abcdef'])
+    detach = swift_handover._detach
+
+    async def cancelled_first(driver, name):
+        await driver.delete('ns/upload')   # a concurrent cancel
+        return await detach(driver, name)
+
+    monkeypatch.setattr(swift_handover, '_detach', cancelled_first)
+    with pytest.raises(ObjectNotFound, match='removed meanwhile'):
+        await driver.concat('ns/blob', parts, consume=True)
+    assert await driver.stat('ns/blob') is None
+    await driver.collect_leftovers(before=time.time() + 60)
+    assert names(swift, driver.container) == []
+
+
+async def test_a_failed_publication_leaves_the_object_and_a_leftover(
+        make_driver, swift, monkeypatch):
+    driver, scratch = make_driver(segment_size=4, join_under=3)
+    await driver.put('ns/blob', b'old')
+    parts = await write_chunks(driver, 'ns/upload', [b'0123456789abcdef',
+                                                     b'x'])
+
+    async def failing(*args, **kwargs):
+        raise RuntimeError('Swift went away')
+
+    monkeypatch.setattr(driver.segments, 'publish', failing)
+    with pytest.raises(RuntimeError):
+        await driver.concat('ns/blob', parts, consume=True)
+    assert await driver.get('ns/blob') == b'old'
+    assert await driver.stat(parts[0]) is None   # handed over, then lost
+    assert await driver.get(parts[1]) == b'x'    # copied: left as it was
+    leftovers = await driver.collect_leftovers(before=time.time() + 60)
+    assert [leftover.size for leftover in leftovers] == [16]
+    assert scratch() == []
+    assert await driver.get(parts[1]) == b'x'
+
+
+async def test_collection_skips_segments_younger_than_the_cut_off(
+        make_driver, swift):
+    driver, scratch = make_driver()
+    await driver.ready()   # the container
+    swift.put_object(driver.container, '.segments/crashed/000000', b'12345')
+    swift.put_object(driver.container, '.segments/crashed/000001', b'67')
+    assert await driver.collect_leftovers(before=time.time() - 3600) == []
+    assert await driver.collect_leftovers(before=time.time() + 60,
+                                          dry_run=True) != []
+    [leftover] = await driver.collect_leftovers(before=time.time() + 60)
+    assert leftover == ('.segments/crashed/', 7)
+    assert names(swift, driver.container) == []
+
+
+async def test_collection_refuses_when_listings_do_not_mark_manifests(
+        make_driver, swift, monkeypatch):
+    driver, scratch = make_driver()
+    await driver.write('ns/blob', chunks_of(b'0123456789'))
+    swift.put_object(driver.container, '.segments/crashed/000000', b'1')
+    listing = driver.listing
+
+    async def without_slo_etag(*args, **kwargs):
+        async for entry in listing(*args, **kwargs):
+            entry.pop('slo_etag', None)
+            yield entry
+
+    monkeypatch.setattr(driver, 'listing', without_slo_etag)
+    assert await driver.collect_leftovers(before=time.time() + 60) == []
+    assert await driver.get('ns/blob') == b'0123456789'
+    assert scratch() == ['.segments/crashed/000000']
