@@ -252,6 +252,12 @@ class ServerProcess:
                                      % (self.name, text))
             time.sleep(0.05)
 
+    def wait_for_log_lines(self, since, *needles, timeout=5.0):
+        """Wait until the log since ``since`` holds every needle."""
+        return self.wait_for_log(
+            lambda text: all(needle in text for needle in needles),
+            since=since, timeout=timeout)
+
 
 class DistributionProcess(ServerProcess):
     """The CNCF Distribution registry (Debian's ``docker-registry``).

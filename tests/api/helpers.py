@@ -1,5 +1,6 @@
 """Helpers for the HTTP tests: configs, pushes, error checks."""
 
+import base64
 import hashlib
 import json
 
@@ -13,6 +14,12 @@ DOCKER_LIST = 'application/vnd.docker.distribution.manifest.list.v2+json'
 
 def digest_of(data):
     return 'sha256:' + hashlib.sha256(data).hexdigest()
+
+
+def basic_auth(name, password):
+    """An Authorization header value for Basic credentials."""
+    return 'Basic ' + base64.b64encode(
+        ('%s:%s' % (name, password)).encode()).decode()
 
 
 def make_config(root, **kwargs):

@@ -1,6 +1,5 @@
 """Authentication and authorization: users, tokens, Basic, anonymous."""
 
-import base64
 import logging
 import time
 
@@ -10,7 +9,8 @@ import pytest
 from zuul_registry import auth as auth_module
 from zuul_registry import config as config_module
 from zuul_registry.api import base
-from tests.api.helpers import assert_error, digest_of, push_image
+from tests.api.helpers import (
+    assert_error, basic_auth, digest_of, push_image)
 
 SECRET = 'the-configured-secret-value-0123456789'
 WRITER = config_module.User(name='writer', password='w-pass-123',
@@ -19,17 +19,12 @@ READER = config_module.User(name='reader', password='r-pass-456',
                             access='read')
 
 
-def basic(user, password):
-    return 'Basic ' + base64.b64encode(
-        ('%s:%s' % (user, password)).encode()).decode()
-
-
 def bearer(token):
     return {'Authorization': 'Bearer ' + token}
 
 
 async def get_token(client, scope, user=None, password=None):
-    headers = {'Authorization': basic(user, password)} if user else {}
+    headers = {'Authorization': basic_auth(user, password)} if user else {}
     response = await client.get('/auth/token', params={
         'service': 'zuul-registry', 'scope': scope}, headers=headers)
     assert response.status == 200, await response.text()
@@ -164,17 +159,17 @@ async def test_read_user_cannot_push(make_client):
     await assert_error(response, 401, 'UNAUTHORIZED')
     response = await client.post(
         '/v2/org/img/blobs/uploads/',
-        headers={'Authorization': basic(READER.name, READER.password)})
+        headers={'Authorization': basic_auth(READER.name, READER.password)})
     await assert_error(response, 403, 'DENIED')
 
 
 async def test_basic_auth_on_the_api_works(secured):
-    headers = {'Authorization': basic(WRITER.name, WRITER.password)}
+    headers = {'Authorization': basic_auth(WRITER.name, WRITER.password)}
     response = await secured.get('/v2/', headers=headers)
     assert response.status == 200
     await push_image(secured, 'org/img', 'v1', headers=headers)
     response = await secured.get('/v2/', headers={
-        'Authorization': basic(WRITER.name, 'wrong')})
+        'Authorization': basic_auth(WRITER.name, 'wrong')})
     await assert_error(response, 401, 'UNAUTHORIZED')
 
 
@@ -241,7 +236,7 @@ async def test_unknown_credentials_refused_without_anonymous_read(
     client = await make_client(users=(WRITER, READER), secret=SECRET)
     response = await client.get('/auth/token', params={
         'scope': 'repository:org/img:pull'},
-        headers={'Authorization': basic('nobody', 'nothing')})
+        headers={'Authorization': basic_auth('nobody', 'nothing')})
     await assert_error(response, 401, 'UNAUTHORIZED')
 
 
@@ -331,7 +326,7 @@ async def test_logs_never_contain_passwords_tokens_or_secret(secured,
                             WRITER.name, WRITER.password)
     await push_image(secured, 'org/img', 'v1', headers=bearer(token))
     await secured.get('/v2/', headers={
-        'Authorization': basic(WRITER.name, 'wrong-password-x')})
+        'Authorization': basic_auth(WRITER.name, 'wrong-password-x')})
     await secured.post('/auth/token', data={
         'grant_type': 'password', 'username': WRITER.name,
         'password': WRITER.password, 'scope': 'repository:org/img:pull'})
@@ -362,8 +357,8 @@ async def test_user_with_bcrypt_hash_authenticates(make_client):
                                  headers=bearer(token))
     assert response.status == 202
     response = await client.get('/v2/', headers={
-        'Authorization': basic('hasher', 'not-the-pass')})
+        'Authorization': basic_auth('hasher', 'not-the-pass')})
     await assert_error(response, 401, 'UNAUTHORIZED')
     response = await client.get('/v2/', headers={
-        'Authorization': basic('hasher', 'hashed-pass')})
+        'Authorization': basic_auth('hasher', 'hashed-pass')})
     assert response.status == 200

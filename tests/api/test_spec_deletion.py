@@ -1,12 +1,11 @@
 """Content management: deleting manifests, tags and blobs."""
 
-import base64
 import json
 
 import pytest
 
 from zuul_registry import config as config_module
-from tests.api.helpers import (assert_error, digest_of, push_blob,
+from tests.api.helpers import (basic_auth, assert_error, digest_of, push_blob,
                                push_image)
 
 SECRET = 'deletion-test-secret-0123456789abcdef'
@@ -17,9 +16,7 @@ READER = config_module.User(name='reader', password='r-pass',
 
 
 def basic(user):
-    credentials = '%s:%s' % (user.name, user.password)
-    return {'Authorization': 'Basic '
-            + base64.b64encode(credentials.encode()).decode()}
+    return {'Authorization': basic_auth(user.name, user.password)}
 
 
 async def tags_of(client, name):

@@ -1,6 +1,5 @@
 """Content discovery: tags/list and _catalog, with pagination."""
 
-import base64
 import json
 
 import pytest
@@ -9,8 +8,9 @@ from zuul_registry import config as config_module
 from zuul_registry.api import pagination
 from zuul_registry.app import make_app
 from zuul_registry.drivers.memory import MemoryDriver
-from tests.api.helpers import (OCI_MANIFEST, assert_error, make_config,
-                               push_blob, push_image)
+from tests.api.helpers import (
+    OCI_MANIFEST, assert_error, basic_auth, make_config, push_blob,
+    push_image)
 
 SECRET = 'discovery-test-secret-0123456789abcdef'
 WRITER = config_module.User(name='writer', password='w-pass',
@@ -20,9 +20,7 @@ READER = config_module.User(name='reader', password='r-pass',
 
 
 def basic(user):
-    credentials = '%s:%s' % (user.name, user.password)
-    return {'Authorization': 'Basic '
-            + base64.b64encode(credentials.encode()).decode()}
+    return {'Authorization': basic_auth(user.name, user.password)}
 
 
 async def tag_all(client, name, tags):

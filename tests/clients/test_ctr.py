@@ -13,7 +13,6 @@ it needs root.
 import http.client
 import json
 import os
-import time
 
 import pytest
 
@@ -35,22 +34,6 @@ def write_mirror_hosts_toml(hosts_dir, upstream, mirror_url):
                     json.dumps(server), json.dumps(mirror_url),
                     json.dumps(['pull', 'resolve'])))
     return hosts_dir
-
-
-def wait_for_log(server, since, *needles, timeout=5):
-    """The server log since ``since``, once it holds every needle.
-
-    A request's access log line is written just after its response went
-    out, so the last lines may come a moment after the client is done.
-    """
-    deadline = time.monotonic() + timeout
-    while True:
-        text = server.log_text(since=since)
-        missing = [needle for needle in needles if needle not in text]
-        if not missing:
-            return text
-        assert time.monotonic() < deadline, (missing, text[-4000:])
-        time.sleep(0.05)
 
 
 @pytest.fixture
@@ -96,7 +79,7 @@ def test_ctr_pulls_through_an_override_path_mirror_sending_ns(
 
     assert containerd.image_digests() == {
         'docker.io/library/zr-hello:latest': image.digest}
-    wait_for_log(registry, offset, *(
+    registry.wait_for_log_lines(offset, *(
         ['/v2/docker.io/library/zr-hello/manifests/latest?ns=docker.io'] +
         ['/v2/docker.io/library/zr-hello/blobs/%s?ns=docker.io' % blob.digest
          for blob in image.blobs]))

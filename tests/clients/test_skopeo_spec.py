@@ -3,7 +3,6 @@ listing tags page by page, and copying between repositories (a mount)."""
 
 import http.client
 import json
-import time
 import urllib.parse
 
 from tests import images
@@ -13,22 +12,6 @@ NO_TLS = '--tls-verify=false'
 # More than one page of tags when the client gives no `n` (skopeo never
 # does; it follows the Link header).  zuul_registry.api.pagination.
 TAG_COUNT = 1000 + 7
-
-
-def wait_for_log(server, since, *needles, timeout=5):
-    """The server log since ``since``, once it holds every needle.
-
-    A request's access log line is written just after its response went
-    out, so the last lines may come a moment after the client is done.
-    """
-    deadline = time.monotonic() + timeout
-    while True:
-        text = server.log_text(since=since)
-        missing = [needle for needle in needles if needle not in text]
-        if not missing:
-            return text
-        assert time.monotonic() < deadline, (missing, text[-4000:])
-        time.sleep(0.05)
 
 
 def _status(server, repository, reference):
@@ -109,7 +92,7 @@ def test_skopeo_list_tags_follows_every_page(skopeo, registry):
     assert sorted(listed) == tags
     if registry.name == 'zuul-registry':
         # It took more than one request: a page, then the Link's next.
-        wait_for_log(registry, offset, 'tags/list?n=1000&last=t0999')
+        registry.wait_for_log_lines(offset, 'tags/list?n=1000&last=t0999')
 
 
 def test_skopeo_copy_between_repositories_mounts_the_blobs(
@@ -132,6 +115,6 @@ def test_skopeo_copy_between_repositories_mounts_the_blobs(
         assert (status, data) == (200, blob.data)
     if registry.name == 'zuul-registry':
         # Layers are mounted; skopeo writes the small config itself.
-        wait_for_log(registry, offset, *(
+        registry.wait_for_log_lines(offset, *(
             'Blob %s mounted into test/copy from test/source'
             % layer.blob.digest for layer in oci_image.image.layers))

@@ -60,12 +60,16 @@ class Blobs:
             raise errors.BlobUnknown('blob vanished while reading') from None
 
     async def link(self, repository, digest):
-        """Make a stored blob visible in `repository`."""
+        """Make a stored blob visible in `repository`.
+
+        Every manifest push links all its layers again; a stat spares
+        the (fsynced) write when the link is already there.
+        """
         if self.catalog is not None:
             await self.catalog.remember(repository.namespace)
-        await self.driver.put(
-            paths.layer_link(repository.namespace, repository.name, digest),
-            b'')
+        path = paths.layer_link(repository.namespace, repository.name, digest)
+        if await self.driver.stat(path) is None:
+            await self.driver.put(path, b'')
 
     async def unlink(self, repository, digest):
         """Make a blob invisible in `repository`; BlobUnknown if it was.
