@@ -1,306 +1,327 @@
-"""zuul-registry prune: expire old manifests and sweep what none needs.
+"""zuul-registry prune: garbage collection that is safe while serving.
 
-For each namespace:
+Any number of server processes, on one filesystem root or one Swift
+container, may serve while prune runs (or while several prunes run);
+nothing takes a lock that a crashed process could leave behind.
 
-1. Uploads not touched for UPLOAD_EXPIRY (an hour) were abandoned; they
-   go, chunks and all.
-2. With `expiration` configured, a manifest whose revision is younger
-   than that is a root.  A root keeps every manifest it reaches in its
-   repository (the children of an index, the subject of a referrer), and
-   a kept manifest keeps its own body, its config and its layers.  Every
-   other manifest goes with its tags and referrer entry (as a DELETE of
-   it would).
-3. Then every blob that no kept manifest needs and that is older than
-   UPLOAD_EXPIRY (a push stores its blobs before its manifest) goes, and
-   so do the repositories' links to it.
-4. Last, for the whole storage, the driver's leftovers older than
-   UPLOAD_EXPIRY go (driver.collect_leftovers): storage no object needs,
-   such as the Swift segments of a blob replaced by a second push.
+The invariant
+-------------
+A blob or manifest acknowledged with 201, and not deleted by a client
+since, stays complete whatever prune does.  Prune never destroys a blob
+outright; it destroys only what it has held in quarantine for longer
+than GRACE and that a mark made after that found unneeded:
 
-A push may run meanwhile.  Manifests stored since pruning began are
-marked again just before blobs are deleted, so their blobs stay; the
-window left is one manifest PUT racing the last deletions.
+1. Sweeping moves a blob no manifest needs out of the blob store into
+   the quarantine (storage/quarantine.py), with a time stamp.
+2. Every request that may rely on a blob looks it up through
+   storage.Blobs, which restores a quarantined blob on the spot: a HEAD,
+   a GET, a mount, a manifest PUT's check of its references, the read of
+   a manifest body.
+3. A manifest PUT checks its blobs again after its revision and tag are
+   written (Manifests._settle), restoring what was quarantined meanwhile.
+   A PUT acknowledged before a mark started is seen by that mark.
+4. Purging, for each namespace: a mark started now reads every manifest
+   stored now; quarantined blobs it needs are restored, the others go if
+   held longer than GRACE.  A PUT racing the purge either restored the
+   blob first (the purge then finds nothing to delete) or finds it gone
+   and fails: restoring and purging each take the one quarantined object
+   by a move or delete, and only one can get it.  GRACE (hours) is far
+   longer than any request, so a client's HEAD that found a blob comes
+   long before that blob can be purged.
 
-With `dry_run`, everything is decided and reported, nothing deleted.
+Manifests expire when their revision is older than `expiration` and no
+kept manifest reaches them.  Expiring removes the revision first and the
+tags after, as a client DELETE does, and then looks again: a tag written
+since the decision (a re-push under any tag rewrites its tag object)
+brings the revision back, and the re-push's own check after writing its
+tag (rule 3) restores a revision removed under it.  What remains
+unguarded is a re-push under the same tag landing within the
+microseconds between prune's last look at that tag and its deletion;
+the manifest then stays, untagged.
+
+Uploads untouched for UPLOAD_EXPIRY go; a chunk streaming in rewrites
+its upload's _alive object every minute (storage/uploads.py), and a chunk
+whose upload was collected under it is refused, never acknowledged.
+
+With `dry_run`, everything is decided and reported, nothing changed.
 """
 
 import asyncio
 import json
 import logging
 import time
-from collections import Counter
 
 from zuul_registry import oci
 from zuul_registry.drivers import base as driver_base
-from zuul_registry.storage import Storage, errors, manifests, paths
-from zuul_registry.storage.namespaces import Namespaces
+from zuul_registry.gc.mark import Marker
+from zuul_registry.gc.summary import Summary
+from zuul_registry.storage import Storage, paths
+from zuul_registry.storage.namespaces import Namespaces, Repository
 
 log = logging.getLogger('zuul_registry.prune')
 
 UPLOAD_EXPIRY = 3600
+GRACE = 6 * 3600
 _PARALLEL = 16
-# Storage may stamp times by its own clock (Swift does).
-_CLOCK_SKEW = 60
 
-
-class Summary:
-    """What was (or would be) removed: objects by kind, and bytes."""
-
-    KINDS = ('manifests', 'tags', 'blobs', 'links', 'uploads', 'leftovers')
-
-    def __init__(self, *, dry_run):
-        self.dry_run = dry_run
-        self.objects = Counter()
-        self.bytes = 0
-
-    def __str__(self):
-        counts = ', '.join('%d %s' % (self.objects[kind], kind)
-                           for kind in self.KINDS)
-        return '%s %s; %d bytes' % (
-            'Would remove' if self.dry_run else 'Removed', counts,
-            self.bytes)
+__all__ = ['GRACE', 'Summary', 'UPLOAD_EXPIRY', 'prune']
 
 
 async def prune(config, driver, *, dry_run=False, now=None,
-                upload_expiry=UPLOAD_EXPIRY, report=None):
+                upload_expiry=UPLOAD_EXPIRY, grace=GRACE, report=None):
     """Prune the storage behind `driver` as `config` says; a Summary.
 
-    `report` is called with a line for everything removed (or, dry, to
-    be removed); by default the lines are logged.
+    `report` is called with a line for everything removed, quarantined
+    or restored (or, dry, that would be); by default the lines are
+    logged.
     """
-    storage = Storage(driver, _namespaces(config))
+    storage = Storage(driver, Namespaces(
+        namespaced=config.namespaced,
+        default_namespace=config.default_namespace))
     pruner = _Pruner(storage, expiration=config.expiration, dry_run=dry_run,
                      now=time.time() if now is None else now,
-                     upload_expiry=upload_expiry,
+                     upload_expiry=upload_expiry, grace=grace,
                      report=report or (lambda line: log.info('%s', line)))
-    for namespace, repositories in (await pruner.inventory()).items():
-        await pruner.namespace(namespace, repositories)
+    for namespace in await storage.catalog.namespaces_stored():
+        await pruner.namespace(namespace)
     await pruner.leftovers()
     return pruner.summary
-
-
-def _namespaces(config):
-    return Namespaces(namespaced=config.namespaced,
-                      default_namespace=config.default_namespace)
 
 
 class _Pruner:
 
     def __init__(self, storage, *, expiration, dry_run, now, upload_expiry,
-                 report):
+                 grace, report):
         self.storage = storage
         self.driver = storage.driver
         self.expiration = expiration
         self.dry_run = dry_run
         self.now = now
-        self.started = time.time()
         self.upload_expiry = upload_expiry
+        self.grace = grace
         self.report = report
         self.summary = Summary(dry_run=dry_run)
         self._limit = asyncio.Semaphore(_PARALLEL)
 
-    async def inventory(self):
-        """{namespace: [Repository]}, every namespace that has storage."""
-        found = {}
-        if self.storage.namespaces.namespaced:
-            for name in await self.driver.list(paths.NAMESPACE_MARKERS):
-                if oci.HOST_RE.fullmatch(name):
-                    found[name] = []
-        else:
-            found[None] = []
-        for name in await self.storage.catalog.repositories():
-            repository = self.storage.namespaces.resolve(name)
-            found.setdefault(repository.namespace, []).append(repository)
-        return found
+    def _say(self, line):
+        self.report(('would %s' if self.dry_run else '%s') % line)
 
-    async def namespace(self, namespace, repositories):
-        where = paths.namespace_root(namespace)
-        log.info('Pruning %s: %d repositories', where, len(repositories))
+    async def namespace(self, namespace):
+        log.info('Pruning %s', paths.namespace_root(namespace))
         await self._uploads(namespace)
         if self.expiration is None:
-            return
-        needed = set()
-        for repository in repositories:
-            needed |= await self._manifests(repository, self.now -
-                                            self.expiration)
-        for repository in repositories if not self.dry_run else ():
-            # Manifests pushed meanwhile keep their blobs too.
-            needed |= await self._manifests(
-                repository, self.started - _CLOCK_SKEW, expire=False)
-        gone = await self._blobs(namespace, needed)
-        for repository in repositories:
-            await self._links(repository, gone)
+            return   # without expiration, blobs are left alone
+        expired = set()
+        for repository in await self._repositories(namespace):
+            expired |= await self._expire_manifests(repository)
+        # The mark starts after expiry, on a fresh listing: it sees every
+        # manifest stored before it began (the invariant, rule 4).
+        marker = Marker(self.storage, namespace, skip=expired)
+        needed = await marker.mark(await self._repositories(namespace))
+        purged = await self._quarantine(namespace, needed)
+        await self._sweep(namespace, needed)
+        if purged:
+            await self._links(namespace, purged)
+
+    async def _repositories(self, namespace):
+        return [Repository(namespace, name) for name in await self.storage.catalog.names_in(namespace)]
 
     # -- uploads ----------------------------------------------------------
 
     async def _uploads(self, namespace):
-        root = paths.uploads(namespace)
         cutoff = self.now - self.upload_expiry
-        for upload_id in await self.driver.list(root):
+        for upload_id in await self.driver.list(paths.uploads(namespace)):
             chunks = paths.upload_chunks(namespace, upload_id)
-            names = [paths.upload_info(namespace, upload_id)] + [
+            names = [paths.upload_info(namespace, upload_id),
+                     paths.upload_alive(namespace, upload_id)] + [
                 chunks + '/' + name for name in await self.driver.list(chunks)]
-            info, *parts = await self._gather(self.driver.stat(name)
-                                              for name in names)
-            stats = [stat for stat in [info] + parts if stat is not None]
+            found = await self._gather(self.driver.stat(name)
+                                       for name in names)
+            stats = [stat for stat in found if stat is not None]
             if stats and max(stat.mtime for stat in stats) >= cutoff:
                 continue
-            size = sum(stat.size for stat in parts if stat is not None)
-            await self._remove('uploads', 'upload %s in %s (%d bytes)' % (
-                upload_id, paths.namespace_root(namespace), size),
-                paths.upload(namespace, upload_id), size=size)
+            size = sum(stat.size for stat in found[2:] if stat is not None)
+            self.summary.count('uploads', size)
+            self._say('remove upload %s in %s (%d bytes)' % (
+                upload_id, paths.namespace_root(namespace), size))
+            if not self.dry_run:
+                await self.driver.delete(paths.upload(namespace, upload_id))
 
     # -- manifests --------------------------------------------------------
 
-    async def _manifests(self, repository, cutoff, *, expire=True):
-        """Expire the manifests of `repository` older than `cutoff`; the
-        digests of the blobs the others need (their bodies included)."""
-        revisions = await self._revisions(repository)
+    async def _expire_manifests(self, repository):
+        """Expire what is due in `repository`; the digests expired."""
+        cutoff = self.now - self.expiration
+        revisions = await _revisions(self.driver, repository)
         roots = [d for d, (mtime, _) in revisions.items() if mtime >= cutoff]
-        kept, needed, queue = set(), set(), list(roots)
-        while queue:
-            digest = queue.pop()
-            if digest in kept or digest not in revisions:
-                continue
-            kept.add(digest)
-            needed.add(digest)
-            parsed = await self._parse(repository, digest,
-                                       revisions[digest][1])
-            if parsed is None:
-                continue
-            needed.update(d.digest for d in parsed.blobs)
-            queue.extend(d.digest for d in parsed.children)
-            if parsed.subject is not None:
-                queue.append(parsed.subject)
-        if expire:
-            for digest in sorted(set(revisions) - kept, key=str):
-                await self._expire(repository, digest,
-                                   self.now - revisions[digest][0])
-        return needed
+        kept = await Marker(self.storage, repository.namespace).reach(
+            repository, roots, within=revisions)
+        expired = set()
+        for digest in sorted(set(revisions) - kept, key=str):
+            if await self._expire(repository, digest, revisions[digest],
+                                  cutoff):
+                expired.add(digest)
+        return expired
 
-    async def _revisions(self, repository):
-        """{digest: (mtime, media type)} of the repository's manifests."""
-        root = paths.revisions(repository.namespace, repository.name)
-        digests = await self._digests(root, levels=1)
-        found = {}
-        for digest in digests:
-            path = paths.revision(repository.namespace, repository.name,
-                                  digest)
-            try:
-                stat = await self.driver.stat(path)
-                media_type = json.loads(await self.driver.get(path)).get(
-                    'mediaType')
-            except (driver_base.ObjectNotFound, ValueError, AttributeError):
-                continue
-            if stat is not None:
-                found[digest] = (stat.mtime, media_type)
-        return found
-
-    async def _parse(self, repository, digest, media_type):
-        try:
-            body = await self.storage.blobs.get_small(repository.namespace,
-                                                      digest)
-            return manifests.parse(body, media_type)
-        except (errors.BlobUnknown, errors.ManifestInvalid) as e:
-            log.warning('Manifest %s in %s unreadable, kept alone: %s',
-                        digest, repository, e)
-            return None
-
-    async def _expire(self, repository, digest, age):
-        tags = await self._tags_of(repository, digest)
-        self.summary.objects['tags'] += len(tags)
+    async def _expire(self, repository, digest, revision, cutoff):
+        mtime, media_type = revision
+        tags = await self._tag_ages(repository, digest)
+        if any(age >= cutoff for age in tags.values()):
+            return False   # tagged since we listed: pushed again
         line = 'manifest %s in %s, %.1f days old%s' % (
-            digest, repository, age / 86400,
-            ', tags %s' % ', '.join(tags) if tags else '')
-        self.summary.objects['manifests'] += 1
-        self.report(('would remove ' if self.dry_run else 'removed ') + line)
-        if not self.dry_run:
-            try:
-                await self.storage.manifests.delete(repository, str(digest))
-            except errors.ManifestUnknown:
-                pass   # deleted meanwhile
+            digest, repository, (self.now - mtime) / 86400,
+            ', tags %s' % ', '.join(sorted(tags)) if tags else '')
+        if self.dry_run:
+            self.summary.count('manifests')
+            self.summary.count('tags', number=len(tags))
+            self._say('remove ' + line)
+            return True
+        path = paths.revision(repository.namespace, repository.name, digest)
+        stat = await self.driver.stat(path)
+        if stat is None or stat.mtime >= cutoff:
+            return False
+        subject = await self.storage.manifests._stored_subject(
+            repository.namespace, digest)
+        # As a DELETE: the revision first, then the tags (see the
+        # module's docstring and Manifests.delete).
+        await self.driver.delete(path)
+        tags = await self._tag_ages(repository, digest)
+        removed = 0
+        if not any(age >= cutoff for age in tags.values()):
+            for tag in tags:
+                await self.driver.delete(paths.tag(
+                    repository.namespace, repository.name, tag))
+                removed += 1
+        if await self.driver.stat(path) is not None or any(
+                age >= cutoff for age in
+                (await self._tag_ages(repository, digest)).values()):
+            await self.driver.put(path, json.dumps(
+                {'mediaType': media_type}).encode('utf8'))
+            self.summary.count('tags', number=removed)
+            self.report('kept manifest %s in %s: pushed again while it was '
+                        'expired' % (digest, repository))
+            return False
+        if subject is not None:
+            await self.storage.referrers.remove(repository, subject, digest)
+        self.summary.count('manifests')
+        self.summary.count('tags', number=removed)
+        self._say('remove ' + line)
+        return True
 
-    async def _tags_of(self, repository, digest):
-        root = paths.tags(repository.namespace, repository.name)
-        tags = []
-        for tag in await self.driver.list(root):
-            try:
-                named = await self.driver.get(root + '/' + tag)
-            except driver_base.ObjectNotFound:
-                continue
-            if named.decode('ascii', 'replace') == str(digest):
-                tags.append(tag)
-        return tags
+    async def _tag_ages(self, repository, digest):
+        """{tag: time its object was written} of the tags naming digest."""
+        names = await self.storage.manifests.tags_naming(repository, digest)
+        stats = await self._gather(self.driver.stat(paths.tag(
+            repository.namespace, repository.name, tag)) for tag in names)
+        return {tag: stat.mtime for tag, stat in zip(names, stats)
+                if stat is not None}
 
     # -- blobs ------------------------------------------------------------
 
-    async def _blobs(self, namespace, needed):
-        """Delete the blobs nobody needs; the set of those gone."""
-        root = '%s/_blobs' % paths.namespace_root(namespace)
-        digests = await self._digests(root, levels=2)
-        candidates = [d for d in digests if d not in needed]
-        stats = await self._gather(self.driver.stat(paths.blob(namespace, d))
-                                   for d in candidates)
-        cutoff = self.now - self.upload_expiry
-        gone = set()
-        for digest, stat in zip(candidates, stats):
-            if stat is None or stat.mtime >= cutoff:
-                continue
-            gone.add(digest)
-            await self._remove('blobs', 'blob %s in %s (%d bytes)' % (
-                digest, paths.namespace_root(namespace), stat.size),
-                paths.blob(namespace, digest), size=stat.size)
-        return gone
-
-    async def _links(self, repository, gone):
-        root = '%s/_layers' % paths.repository(repository.namespace,
-                                               repository.name)
-        for digest in await self._digests(root, levels=1):
-            if digest in gone:
-                self.summary.objects['links'] += 1
+    async def _quarantine(self, namespace, needed):
+        """Restore the held blobs needed, purge the others held longer
+        than the grace period; the digests purged."""
+        quarantine = self.storage.blobs.quarantine
+        purged = set()
+        where = paths.namespace_root(namespace)
+        for held in await quarantine.entries(namespace):
+            if held.digest in needed:
+                self.summary.count('restored')
+                self._say('restore blob %s in %s' % (held.digest, where))
                 if not self.dry_run:
+                    await quarantine.restore(namespace, held.digest)
+            elif held.since < self.now - self.grace:
+                purged.add(held.digest)
+                self.summary.count('purged', held.size)
+                self._say('purge blob %s in %s (%d bytes)' % (
+                    held.digest, where, held.size))
+                if not self.dry_run:
+                    await quarantine.purge(namespace, held.digest)
+            else:
+                self.summary.count('held')
+        return purged
+
+    async def _sweep(self, namespace, needed):
+        """Quarantine the blobs no manifest needs, once an upload's age
+        old (a push stores its blobs before its manifest)."""
+        root = '%s/_blobs' % paths.namespace_root(namespace)
+        digests = await _digests(self.driver, root, levels=2)
+        stats = await self._gather(self.driver.stat(paths.blob(namespace, d))
+                                   for d in digests)
+        cutoff = self.now - self.upload_expiry
+        for digest, stat in zip(digests, stats):
+            if stat is None:
+                continue
+            if digest in needed or stat.mtime >= cutoff:
+                self.summary.count('kept')
+                continue
+            self._say('quarantine blob %s in %s (%d bytes)' % (
+                digest, paths.namespace_root(namespace), stat.size))
+            if self.dry_run:
+                self.summary.count('quarantined', stat.size)
+            elif await self.storage.blobs.quarantine.hold(namespace,
+                                                          digest):
+                self.summary.count('quarantined', stat.size)
+
+    async def _links(self, namespace, purged):
+        """Unlink purged blobs from the repositories that linked them,
+        unless pushed again meanwhile."""
+        for repository in await self._repositories(namespace):
+            root = '%s/_layers' % paths.repository(namespace, repository.name)
+            for digest in await _digests(self.driver, root, levels=1):
+                if digest not in purged:
+                    continue
+                self.summary.count('links')
+                if not self.dry_run and await self.driver.stat(
+                        paths.blob(namespace, digest)) is None:
                     await self.driver.delete(paths.layer_link(
-                        repository.namespace, repository.name, digest))
+                        namespace, repository.name, digest))
 
     # -- leftovers --------------------------------------------------------
 
     async def leftovers(self):
         for name, size in await self.driver.collect_leftovers(
                 before=self.now - self.upload_expiry, dry_run=self.dry_run):
-            self.summary.objects['leftovers'] += 1
-            self.summary.bytes += size
-            self.report('%s leftover %s (%d bytes)' % (
-                'would remove' if self.dry_run else 'removed', name, size))
-
-    # -- helpers ----------------------------------------------------------
-
-    async def _digests(self, root, *, levels):
-        """The digests under root/ALG/..., `levels` directories deep."""
-        found = []
-        for algorithm in await self.driver.list(root):
-            directories = [root + '/' + algorithm]
-            for _ in range(levels - 1):
-                directories = [directory + '/' + name
-                               for directory in directories
-                               for name in await self.driver.list(directory)]
-            for directory in directories:
-                for name in await self.driver.list(directory):
-                    try:
-                        found.append(oci.Digest.parse(algorithm + ':' + name))
-                    except oci.GrammarError:
-                        log.warning('Not a digest, left alone: %s/%s',
-                                    directory, name)
-        return found
-
-    async def _remove(self, kind, line, path, *, size=0):
-        self.summary.objects[kind] += 1
-        self.summary.bytes += size
-        self.report(('would remove ' if self.dry_run else 'removed ') + line)
-        if not self.dry_run:
-            await self.driver.delete(path)
+            self.summary.count('leftovers', size)
+            self._say('remove leftover %s (%d bytes)' % (name, size))
 
     async def _gather(self, coroutines):
         async def limited(coroutine):
             async with self._limit:
                 return await coroutine
         return await asyncio.gather(*[limited(c) for c in coroutines])
+
+
+async def _revisions(driver, repository):
+    """{digest: (mtime, media type)} of the repository's manifests."""
+    root = paths.revisions(repository.namespace, repository.name)
+    found = {}
+    for digest in await _digests(driver, root, levels=1):
+        path = paths.revision(repository.namespace, repository.name, digest)
+        try:
+            stat = await driver.stat(path)
+            media_type = json.loads(await driver.get(path)).get('mediaType')
+        except (driver_base.ObjectNotFound, ValueError, AttributeError):
+            continue
+        if stat is not None:
+            found[digest] = (stat.mtime, media_type)
+    return found
+
+
+async def _digests(driver, root, *, levels):
+    """The digests under root/ALG/..., `levels` directories deep."""
+    found = []
+    for algorithm in await driver.list(root):
+        directories = [root + '/' + algorithm]
+        for _ in range(levels - 1):
+            directories = [directory + '/' + name
+                           for directory in directories
+                           for name in await driver.list(directory)]
+        for directory in directories:
+            for name in await driver.list(directory):
+                try:
+                    found.append(oci.Digest.parse(algorithm + ':' + name))
+                except oci.GrammarError:
+                    log.warning('Not a digest, left alone: %s/%s',
+                                directory, name)
+    return found

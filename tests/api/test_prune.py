@@ -23,6 +23,8 @@ from zuul_registry.drivers.filesystem import FilesystemDriver
 from zuul_registry.prune import prune
 
 GAP = 1.2   # seconds between the old and the new pushes
+# A grace period every quarantined blob is past, whatever the clocks say.
+PAST_GRACE = -3600
 
 
 @pytest.fixture
@@ -30,7 +32,7 @@ def run_prune(make_driver, tmp_path):
     """Prune the test's storage as a config with these keys says."""
     async def run(**kwargs):
         options = {key: kwargs.pop(key) for key in
-                   ('dry_run', 'now', 'upload_expiry', 'report')
+                   ('dry_run', 'now', 'upload_expiry', 'grace', 'report')
                    if key in kwargs}
         options.setdefault('upload_expiry', 0)
         driver = make_driver() or FilesystemDriver(str(tmp_path / 'data'))
@@ -64,19 +66,42 @@ async def test_old_manifests_go_with_their_tags_and_blobs(client,
     for digest in blobs_of(old_body):
         response = await client.get('/v2/org/img/blobs/' + digest)
         old_bytes += len(await response.read())
-    summary = await run_prune(expiration=1)
+    # One clock for every run: the new image must not expire meanwhile.
+    now = time.time()
+    summary = await run_prune(expiration=1, now=now)
     assert (summary.objects['manifests'], summary.objects['tags'],
-            summary.objects['blobs']) == (1, 1, 3)
-    assert summary.bytes == old_bytes
+            summary.objects['quarantined'], summary.objects['purged']) \
+        == (1, 1, 3, 0)
+    assert (summary.held, summary.freed) == (old_bytes, 0)
     assert await status(client, '/v2/org/img/manifests/old') == 404
     assert await status(client, '/v2/org/img/manifests/%s' % old) == 404
+    # Held, not destroyed: purged only after the grace period.
+    held = await run_prune(expiration=1, now=now)
+    assert (held.objects['held'], held.objects['purged']) == (3, 0)
+    purged = await run_prune(expiration=1, now=now, grace=PAST_GRACE)
+    assert (purged.objects['purged'], purged.freed) == (3, old_bytes)
     for digest in blobs_of(old_body):
         assert await status(client, '/v2/org/img/blobs/' + digest) == 404
     assert await status(client, '/v2/org/img/manifests/new') == 200
     for digest in blobs_of(new_body):
         assert await status(client, '/v2/org/img/blobs/' + digest) == 200
-    again = await run_prune(expiration=1)
-    assert sum(again.objects.values()) == 0
+    again = await run_prune(expiration=1, now=now, grace=PAST_GRACE)
+    assert sum(again.objects.values()) == again.objects['kept'] == 3
+
+
+async def test_a_quarantined_blob_comes_back_when_it_is_read(client,
+                                                             run_prune):
+    old, old_body = await push_image(client, 'org/img', 'old',
+                                     layer=b'old layer')
+    await asyncio.sleep(GAP)
+    summary = await run_prune(expiration=1)
+    assert summary.objects['quarantined'] == 3
+    layer = blobs_of(old_body)[1]
+    response = await client.get('/v2/org/img/blobs/' + layer)
+    assert (response.status, await response.read()) == (200, b'old layer')
+    again = await run_prune(expiration=1, grace=PAST_GRACE)
+    assert again.objects['purged'] == 2
+    assert await status(client, '/v2/org/img/blobs/' + layer) == 200
 
 
 async def test_an_index_keeps_its_children_and_their_layers(client,
@@ -97,7 +122,7 @@ async def test_an_index_keeps_its_children_and_their_layers(client,
     assert response.status == 201, await response.text()
     summary = await run_prune(expiration=1)
     assert summary.objects['manifests'] == 0
-    assert summary.objects['blobs'] == 0
+    assert summary.objects['quarantined'] == 0
     for child in children:
         response = await client.get('/v2/org/multi/manifests/%s'
                                     % child['digest'])
@@ -126,8 +151,8 @@ async def test_a_dry_run_says_what_would_go_and_removes_nothing(
     summary = await run_prune(expiration=1, dry_run=True,
                               report=lines.append)
     assert summary.objects['manifests'] == 1
-    assert str(summary).startswith('Would remove 1 manifests, 1 tags, '
-                                   '3 blobs')
+    assert str(summary).startswith('Would remove 1 manifests, 1 tags, ')
+    assert summary.objects['quarantined'] == 3
     assert 'would remove manifest %s in org/img' % old in '\n'.join(lines)
     assert await status(client, '/v2/org/img/manifests/old') == 200
 
@@ -146,7 +171,7 @@ async def test_uploads_untouched_for_an_hour_are_removed(client, run_prune):
     assert response.status == 202
     assert sum((await run_prune(upload_expiry=3600)).objects.values()) == 0
     summary = await run_prune(upload_expiry=3600, now=time.time() + 3601)
-    assert (summary.objects['uploads'], summary.bytes) == (1, 1000)
+    assert (summary.objects['uploads'], summary.freed) == (1, 1000)
     assert await status(client, location) == 404
 
 
@@ -192,6 +217,8 @@ def test_the_prune_command_reports_a_summary(tmp_path):
             cwd=os.path.dirname(os.path.dirname(os.path.dirname(
                 os.path.abspath(__file__)))))
         assert result.returncode == 0, result.stderr
-        assert result.stdout.strip() == '%s 0 manifests, 0 tags, 0 blobs, ' \
-            '0 links, 0 uploads, 0 leftovers; 0 bytes' % (
+        assert result.stdout.strip() == '%s 0 manifests, 0 tags, ' \
+            '0 uploads, 0 links, 0 leftovers; blobs: 0 kept, ' \
+            '0 quarantined, 0 restored, 0 purged, 0 held; ' \
+            '0 bytes quarantined, 0 bytes freed' % (
                 'Would remove' if extra else 'Removed')

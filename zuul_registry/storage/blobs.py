@@ -3,6 +3,11 @@
 A blob's bytes are stored once per namespace; a repository sees a blob
 only through its link, written when the blob was pushed or mounted into
 that repository (the spec wants 404 for a blob the repository never got).
+
+Garbage collection may have moved a blob into the quarantine
+(storage/quarantine.py); every lookup here brings it back on demand, so
+a blob a client can still reach is never lost to a collection that ran
+meanwhile.
 """
 
 import logging
@@ -10,6 +15,7 @@ from typing import NamedTuple, Optional
 
 from zuul_registry.drivers import base as driver_base
 from zuul_registry.storage import errors, paths
+from zuul_registry.storage.quarantine import Quarantine
 
 log = logging.getLogger('zuul_registry.storage.blobs')
 
@@ -26,10 +32,18 @@ class Blobs:
     def __init__(self, driver, *, catalog=None):
         self.driver = driver
         self.catalog = catalog
+        self.quarantine = Quarantine(driver)
 
     async def stat(self, namespace, digest):
-        """Size of the blob in the namespace, or None."""
-        st = await self.driver.stat(paths.blob(namespace, digest))
+        """Size of the blob in the namespace, or None.
+
+        A quarantined blob is restored first: whoever asks may be about
+        to rely on it.
+        """
+        path = paths.blob(namespace, digest)
+        st = await self.driver.stat(path)
+        if st is None and await self.quarantine.restore(namespace, digest):
+            st = await self.driver.stat(path)
         return None if st is None else st.size
 
     async def size_in(self, repository, digest):
@@ -105,7 +119,12 @@ class Blobs:
         await self.link(repository, digest)
 
     async def get_small(self, namespace, digest):
-        try:
-            return await self.driver.get(paths.blob(namespace, digest))
-        except driver_base.ObjectNotFound:
-            raise errors.BlobUnknown('blob %s missing' % digest) from None
+        path = paths.blob(namespace, digest)
+        for attempt in range(2):
+            try:
+                return await self.driver.get(path)
+            except driver_base.ObjectNotFound:
+                if attempt or not await self.quarantine.restore(namespace,
+                                                                digest):
+                    break
+        raise errors.BlobUnknown('blob %s missing' % digest)

@@ -31,23 +31,28 @@ class Catalog:
         self._remembered.add(namespace)
         log.debug('Namespace %s noted in the catalog', namespace)
 
+    async def namespaces_stored(self):
+        """Every namespace with storage: [None] when namespaces are off."""
+        if not self.namespaces.namespaced:
+            return [None]
+        return [name for name in await self.driver.list(
+            paths.NAMESPACE_MARKERS) if oci.HOST_RE.fullmatch(name)]
+
+    async def names_in(self, namespace):
+        """The names of the repositories of one namespace, unprefixed."""
+        return await self._walk(namespace, '')
+
     async def repositories(self):
         """Every repository name; prefixed by its namespace if namespaced.
 
         Sorted by the driver's order within each directory; callers sort
         the whole list as they need.
         """
-        if self.namespaces.namespaced:
-            namespaces = [
-                name for name in await self.driver.list(
-                    paths.NAMESPACE_MARKERS) if oci.HOST_RE.fullmatch(name)]
-        else:
-            namespaces = [None]
         names = []
-        for namespace in namespaces:
+        for namespace in await self.namespaces_stored():
             prefix = '' if namespace is None else namespace + '/'
             names.extend(prefix + name
-                         for name in await self._walk(namespace, ''))
+                         for name in await self.names_in(namespace))
         return names
 
     async def _walk(self, namespace, name):

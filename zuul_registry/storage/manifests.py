@@ -52,10 +52,19 @@ class Stored(NamedTuple):
     subject: Optional[oci.Digest]
 
 
+def _not_json(constant):
+    raise ValueError('%s is not JSON' % constant)
+
+
 def parse(body, content_type):
     """Check a manifest body and say what it references."""
     try:
-        doc = json.loads(body)
+        # JSON as RFC 8259 and every registry client have it: UTF-8 (a
+        # BOM ignored), no NaN or Infinity, which json.loads would take.
+        doc = json.loads(body.decode('utf-8-sig'),
+                         parse_constant=_not_json)
+    except RecursionError:
+        raise errors.ManifestInvalid('manifest nests too deeply') from None
     except (ValueError, UnicodeDecodeError) as e:
         raise errors.ManifestInvalid('manifest is not JSON: %s' % e) from None
     if not isinstance(doc, dict):
@@ -123,6 +132,19 @@ def _descriptor(item, where):
     return Descriptor(digest, size, media_type, bool(item.get('urls')))
 
 
+def _distributable(descriptor):
+    """Whether a blob must be in this registry: not a foreign layer.
+
+    `urls` alone does not make a blob foreign: an ordinary layer may
+    name mirrors and must still be pushed.
+    """
+    return descriptor.media_type not in oci.FOREIGN_LAYER_TYPES
+
+
+def _revision(media_type):
+    return json.dumps({'mediaType': media_type}).encode('utf8')
+
+
 class Manifests:
 
     def __init__(self, driver, blobs, referrer_store=None):
@@ -153,22 +175,67 @@ class Manifests:
         await self.blobs.put_small(repository, digest, body)
         await self.driver.put(
             paths.revision(repository.namespace, repository.name, digest),
-            json.dumps({'mediaType': media_type}).encode('utf8'))
+            _revision(media_type))
         if not oci.is_digest(reference):
+            # Written even when it already names the digest: its fresh
+            # time tells garbage collection the manifest was just pushed.
             await self.driver.put(
                 paths.tag(repository.namespace, repository.name, reference),
                 str(digest).encode('ascii'))
         if subject is not None:
             await self.referrers.add(repository, subject, entry)
+        await self._settle(repository, reference, digest, body, media_type,
+                           blobs, children)
         log.info('Manifest %s (%s) stored in %s as %s', digest, media_type,
                  repository, reference)
         return Stored(digest, subject)
 
+    async def _settle(self, repository, reference, digest, body, media_type,
+                      blobs, children):
+        """Check, after every write, that all this PUT acknowledges is
+        there, and put back what a concurrent DELETE or prune took.
+
+        A DELETE removes the revision before the tags, and prune restores
+        a revision a fresh tag names, so a check made after our tag was
+        written sees any removal that could leave the tag dangling.
+        Blobs a prune quarantined meanwhile are restored by the lookups;
+        one purged is an error, and nothing is acknowledged.
+        """
+        namespace, name = repository.namespace, repository.name
+        if await self.blobs.stat(namespace, digest) is None:
+            await self.driver.put(paths.blob(namespace, digest), body)
+        await self.blobs.link(repository, digest)
+        revision = paths.revision(namespace, name, digest)
+        if await self.driver.stat(revision) is None:
+            await self.driver.put(revision, _revision(media_type))
+            log.info('Manifest %s of %s: revision removed meanwhile, '
+                     'restored', digest, repository)
+        if not oci.is_digest(reference):
+            tag = paths.tag(namespace, name, reference)
+            if await self.driver.stat(tag) is None:
+                await self.driver.put(tag, str(digest).encode('ascii'))
+        for descriptor in blobs:
+            if not _distributable(descriptor):
+                continue
+            if await self.blobs.stat(namespace, descriptor.digest) is None:
+                raise errors.ManifestBlobUnknown(
+                    'blob %s was collected while the manifest was stored'
+                    % descriptor.digest)
+            await self.blobs.link(repository, descriptor.digest)
+        for descriptor in children:
+            if await self.blobs.stat(namespace, descriptor.digest) is None:
+                raise errors.ManifestBlobUnknown(
+                    'manifest %s was collected while the index was stored'
+                    % descriptor.digest)
+            child = paths.revision(namespace, name, descriptor.digest)
+            if await self.driver.stat(child) is None:
+                await self.driver.put(child, _revision(
+                    descriptor.media_type))
+
     async def _check_references(self, repository, blobs, children):
         namespace = repository.namespace
         for descriptor in blobs:
-            if descriptor.urls or \
-                    descriptor.media_type in oci.FOREIGN_LAYER_TYPES:
+            if not _distributable(descriptor):
                 continue
             size = await self.blobs.stat(namespace, descriptor.digest)
             if size is None and descriptor.digest == EMPTY_JSON_DIGEST:
@@ -190,8 +257,7 @@ class Manifests:
                     'manifest %s is unknown' % descriptor.digest) from None
         # Blobs already in the namespace become visible here too.
         for descriptor in blobs:
-            if not descriptor.urls and \
-                    descriptor.media_type not in oci.FOREIGN_LAYER_TYPES:
+            if _distributable(descriptor):
                 await self.blobs.link(repository, descriptor.digest)
 
     async def resolve(self, repository, reference):
@@ -248,25 +314,38 @@ class Manifests:
             return
         digest = oci.Digest.parse(reference)
         revision = paths.revision(namespace, name, digest)
-        if await self.driver.stat(revision) is None:
+        existed = await self.driver.stat(revision) is not None
+        subject = await self._stored_subject(namespace, digest)
+        # The revision goes first, the tags after: a PUT of the same
+        # manifest racing this checks its revision after writing its tag
+        # (Manifests._settle), so it either sees this removal and undoes
+        # it, or its tag is listed below.  A crash half-way leaves tags
+        # naming a missing revision; the client's retry removes them.
+        await self.driver.delete(revision)
+        tags = await self.tags_naming(repository, digest)
+        if not existed and not tags:
             raise errors.ManifestUnknown(
                 'manifest %s unknown in %s' % (digest, repository))
-        # Tags and the referrer entry go first: a crash half-way leaves
-        # the manifest in place, and the client's retry finishes.
+        for tag in tags:
+            await self.driver.delete(paths.tag(namespace, name, tag))
+            log.info('Tag %s of %s deleted with manifest %s', tag,
+                     repository, digest)
+        if subject is not None:
+            await self.referrers.remove(repository, subject, digest)
+        log.info('Manifest %s deleted from %s', digest, repository)
+
+    async def tags_naming(self, repository, digest):
+        """The tags of `repository` that name `digest`."""
+        namespace, name = repository.namespace, repository.name
+        found = []
         for tag in await self.driver.list(paths.tags(namespace, name)):
             try:
                 named = await self.driver.get(paths.tag(namespace, name, tag))
             except driver_base.ObjectNotFound:
                 continue
             if named.decode('ascii', 'replace') == str(digest):
-                await self.driver.delete(paths.tag(namespace, name, tag))
-                log.info('Tag %s of %s deleted with manifest %s', tag,
-                         repository, digest)
-        subject = await self._stored_subject(namespace, digest)
-        if subject is not None:
-            await self.referrers.remove(repository, subject, digest)
-        await self.driver.delete(revision)
-        log.info('Manifest %s deleted from %s', digest, repository)
+                found.append(tag)
+        return found
 
     async def _stored_subject(self, namespace, digest):
         try:

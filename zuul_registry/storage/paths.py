@@ -4,7 +4,12 @@ The whole tree, for a namespace NS (a registry host such as "docker.io"
 when namespaces are on, "_default" otherwise)::
 
     NS/_blobs/ALG/HEX[:2]/HEX                  blob bytes, content-addressed
+    NS/_quarantine/ALG/HEX[:2]/HEX             blob bytes garbage collection
+                                               took out, until purged
+    NS/_quarantine_since/ALG/HEX               empty: since when (mtime)
     NS/_uploads/ID/_info                       JSON: repository, start time
+    NS/_uploads/ID/_alive                      empty: rewritten while a chunk
+                                               streams in
     NS/_uploads/ID/_chunks/OFFSET              one object per received chunk
     NS/_repositories/REPO/_layers/ALG/HEX      blob HEX is visible in REPO
     NS/_repositories/REPO/_revisions/ALG/HEX   JSON: media type of manifest
@@ -48,6 +53,24 @@ def blob(namespace, digest):
                                    digest.hex)
 
 
+def quarantine(namespace):
+    return '%s/_quarantine' % namespace_root(namespace)
+
+
+def quarantined(namespace, digest):
+    return '%s/%s/%s/%s' % (quarantine(namespace), digest.algorithm,
+                            digest.hex[:2], digest.hex)
+
+
+def quarantine_stamps(namespace):
+    return '%s/_quarantine_since' % namespace_root(namespace)
+
+
+def quarantine_since(namespace, digest):
+    return '%s/%s/%s' % (quarantine_stamps(namespace), digest.algorithm,
+                         digest.hex)
+
+
 def uploads(namespace):
     return '%s/_uploads' % namespace_root(namespace)
 
@@ -58,6 +81,10 @@ def upload(namespace, upload_id):
 
 def upload_info(namespace, upload_id):
     return upload(namespace, upload_id) + '/_info'
+
+
+def upload_alive(namespace, upload_id):
+    return upload(namespace, upload_id) + '/_alive'
 
 
 def upload_chunks(namespace, upload_id):

@@ -17,6 +17,15 @@ offset 0, hands them over to the blob store (the driver consumes them
 instead of copying their bytes where it can), then deletes the rest of
 the upload.  A completion that fails half-way may have consumed some
 chunks: the upload is then lost, which the check reports to a retry.
+Two completions of one upload racing (a client retrying) both find its
+chunks; the one whose chunks vanish under it answers that the upload is
+unknown, as if it came second.
+
+Garbage collection removes uploads untouched for an hour.  A chunk that
+streams in for longer keeps its upload alive: every ALIVE_INTERVAL it
+rewrites the upload's _alive object.  Should the upload be removed
+anyway while a chunk streams in, the chunk is dropped and the client told
+the upload is unknown, never that its bytes were taken.
 """
 
 import asyncio
@@ -35,6 +44,8 @@ log = logging.getLogger('zuul_registry.storage.uploads')
 # Running hashes kept per process; the oldest are forgotten first (they
 # are recomputed from storage if their upload ever completes).
 _MAX_HASH_STATES = 4096
+# Seconds between two rewrites of _alive while a chunk streams in.
+ALIVE_INTERVAL = 60
 
 
 class Uploads:
@@ -48,6 +59,9 @@ class Uploads:
         # 122 random bits from os.urandom: unguessable.
         upload_id = str(uuid.uuid4())
         info = {'repository': repository.name, 'started': time.time()}
+        if self.blobs.catalog is not None:
+            # Garbage collection finds namespaces through their markers.
+            await self.blobs.catalog.remember(repository.namespace)
         await self.driver.put(paths.upload_info(repository.namespace,
                                                 upload_id),
                               json.dumps(info).encode('utf8'))
@@ -70,18 +84,28 @@ class Uploads:
                 'chunk starts at %d but upload %s has %d bytes'
                 % (offset, upload_id, size), size=size)
         hasher = self._hasher_at(upload_id, size)
-        body = await _skip_if_empty(body)
-        if body is None:
-            return size
-        path = paths.upload_chunk(repository.namespace, upload_id, size)
+        namespace = repository.namespace
+        alive = asyncio.create_task(self._keep_alive(namespace, upload_id))
         try:
+            body = await _skip_if_empty(body)
+            if body is None:
+                return size
             written = await self.driver.write(
-                path, _hashing(body, hasher), exclusive=True)
+                paths.upload_chunk(namespace, upload_id, size),
+                _hashing(body, hasher), exclusive=True)
         except driver_base.AlreadyExists:
-            current = await self._size(repository.namespace, upload_id)
+            current = await self._size(namespace, upload_id)
             raise errors.UploadOffsetMismatch(
                 'another chunk at offset %d won the race' % size,
                 size=current) from None
+        finally:
+            alive.cancel()
+        if await self.driver.stat(paths.upload_info(namespace,
+                                                    upload_id)) is None:
+            # Collected or cancelled while the chunk streamed in.
+            await self.driver.delete(paths.upload(namespace, upload_id))
+            raise errors.UploadUnknown('upload %s was removed while a '
+                                       'chunk was written' % upload_id)
         self._remember(upload_id, size + written, hasher)
         log.debug('Upload %s of %s: %d bytes at offset %d', upload_id,
                   repository, written, size)
@@ -95,10 +119,19 @@ class Uploads:
             await self._check_owner(repository, upload_id)
         namespace = repository.namespace
         parts, size = await self._parts(namespace, upload_id)
-        actual = self._finished_hash(upload_id, size, digest)
-        if actual is None:
-            actual = await self._rehash(parts, digest)
+        try:
+            actual = self._finished_hash(upload_id, size, digest)
+            if actual is None:
+                actual = await self._rehash(parts, digest)
+        except driver_base.ObjectNotFound:
+            actual = None
         if actual != digest.hex:
+            # Chunks that vanished while we hashed were taken by a
+            # completion racing this one: it won, this one is unknown.
+            if actual is None or \
+                    (await self._parts(namespace, upload_id))[0] != parts:
+                raise errors.UploadUnknown('upload %s completed or '
+                                           'cancelled meanwhile' % upload_id)
             await self.cancel(repository, upload_id)
             log.info('Upload %s of %s: digest mismatch, discarded',
                      upload_id, repository)
@@ -108,7 +141,11 @@ class Uploads:
         # Even a failed commit may consume chunks: a retry must not trust
         # the hash of what it finds then.
         self._hashes.pop(upload_id, None)
-        await self.blobs.commit(repository, digest, parts)
+        try:
+            await self.blobs.commit(repository, digest, parts)
+        except driver_base.ObjectNotFound:
+            raise errors.UploadUnknown('upload %s completed or cancelled '
+                                       'meanwhile' % upload_id) from None
         await self.driver.delete(paths.upload(namespace, upload_id))
         log.info('Upload %s of %s completed as %s (%d bytes)', upload_id,
                  repository, digest, size)
@@ -122,6 +159,18 @@ class Uploads:
         log.info('Upload %s of %s cancelled', upload_id, repository)
 
     # -- internals --------------------------------------------------------
+
+    async def _keep_alive(self, namespace, upload_id):
+        """Rewrite _alive every ALIVE_INTERVAL while a chunk streams in
+        (slowly, perhaps: the driver may see no byte for a long time)."""
+        while True:
+            await asyncio.sleep(ALIVE_INTERVAL)
+            try:
+                await self.driver.put(
+                    paths.upload_alive(namespace, upload_id), b'')
+            except driver_base.DriverError as e:
+                log.warning('Upload %s: cannot mark it alive: %s',
+                            upload_id, e)
 
     async def _check_owner(self, repository, upload_id):
         try:

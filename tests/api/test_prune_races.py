@@ -1,0 +1,258 @@
+"""Prune and DELETE racing the requests that can interleave with them.
+
+Each test makes one interleaving happen for certain: the storage under
+prune (or under the app) is the real driver, wrapped so that a request
+runs at a chosen moment, just before the first call that touches a
+chosen part of the tree.  Afterwards, everything acknowledged with 201
+and not deleted by a client must be complete, also after a later prune
+past the grace period.
+"""
+
+import asyncio
+import json
+import time
+
+import pytest
+
+from tests.api.helpers import OCI_MANIFEST, digest_of, image_manifest, \
+    make_config, push_blob, push_image
+from tests.api.test_prune import GAP, PAST_GRACE
+from zuul_registry.app import make_app
+from zuul_registry.drivers.filesystem import FilesystemDriver
+from zuul_registry.prune import prune
+from zuul_registry.storage import uploads as uploads_module
+
+
+class Interleaved:
+    """A driver that runs `hook` once, just before (or after) the first
+    call of `method` (a name, or a tuple of names) whose first path
+    contains `part`."""
+
+    def __init__(self, driver, method, part, hook, *, after=False):
+        self._driver = driver
+        self._methods = (method,) if isinstance(method, str) else method
+        self._part = part
+        self._hook = hook
+        self._after = after
+        self.ran = False
+
+    def __getattr__(self, name):
+        target = getattr(self._driver, name)
+        if name not in self._methods:
+            return target
+
+        async def call(path, *args, **kwargs):
+            due = not self.ran and self._part in path
+            if due and not self._after:
+                self.ran = True
+                await self._hook()
+            result = await target(path, *args, **kwargs)
+            if due and self._after:
+                self.ran = True
+                await self._hook()
+            return result
+        return call
+
+
+@pytest.fixture
+def storage_driver(make_driver, tmp_path):
+    """A new driver on the test's storage (the apps' and prune's)."""
+    def make():
+        return make_driver() or FilesystemDriver(str(tmp_path / 'data'))
+    return make
+
+
+@pytest.fixture
+def run_prune(storage_driver, tmp_path):
+    async def run(*, wrap=None, **options):
+        driver = storage_driver()
+        try:
+            return await prune(make_config(tmp_path / 'data', expiration=1),
+                               wrap(driver) if wrap else driver,
+                               upload_expiry=options.pop('upload_expiry', 0),
+                               **options)
+        finally:
+            await driver.close()
+    return run
+
+
+async def assert_complete(client, name, reference, body):
+    """The manifest and every blob it names can be pulled, intact."""
+    response = await client.get('/v2/%s/manifests/%s' % (name, reference))
+    assert response.status == 200, (name, reference)
+    assert await response.read() == body
+    doc = json.loads(body)
+    for descriptor in [doc['config']] + doc['layers']:
+        response = await client.get('/v2/%s/blobs/%s'
+                                    % (name, descriptor['digest']))
+        assert response.status == 200, descriptor
+        assert digest_of(await response.read()) == descriptor['digest']
+
+
+async def old_base(client):
+    """An image pushed a while ago whose manifest prune will expire, so
+    that its layers are old blobs nothing needs."""
+    digest, body = await push_image(client, 'old/base', 'v1',
+                                    layer=b'old base layer')
+    await asyncio.sleep(GAP)
+    return digest, body
+
+
+def reuse(body):
+    """A new manifest naming the old image's config and layer."""
+    doc = json.loads(body)
+    return image_manifest(
+        doc['config']['digest'], doc['config']['size'],
+        [(d['digest'], d['size']) for d in doc['layers']])
+
+
+async def put_manifest(client, name, tag, body):
+    response = await client.put('/v2/%s/manifests/%s' % (name, tag),
+                                data=body,
+                                headers={'Content-Type': OCI_MANIFEST})
+    assert response.status == 201, await response.text()
+
+
+async def test_an_image_pushed_into_a_new_repository_while_blobs_are_swept(
+        client, run_prune):
+    # The new repository mounts the old layers: they are old blobs, in a
+    # repository prune never listed when it began.
+    _, old = await old_base(client)
+    new = reuse(old)
+
+    async def push_new_repository():
+        for descriptor in [json.loads(old)['config']] + \
+                json.loads(old)['layers']:
+            response = await client.post(
+                '/v2/new/app/blobs/uploads/?mount=%s&from=old/base'
+                % descriptor['digest'])
+            assert response.status == 201
+        await put_manifest(client, 'new/app', 'latest', new)
+
+    await run_prune(wrap=lambda driver: Interleaved(
+        driver, 'move', '/_blobs/', push_new_repository))
+    await assert_complete(client, 'new/app', 'latest', new)
+    await run_prune(grace=PAST_GRACE)
+    await assert_complete(client, 'new/app', 'latest', new)
+
+
+async def test_a_manifest_put_after_the_mark_keeps_its_blobs(client,
+                                                             run_prune):
+    _, old = await old_base(client)
+    new = reuse(old)
+    hook = Interleaved(None, ('move', 'delete'), '/_blobs/',
+                       lambda: put_manifest(
+                           client, 'old/base', 'v2', new))
+    await run_prune(wrap=lambda driver: setattr(hook, '_driver', driver)
+                    or hook)
+    assert hook.ran
+    await run_prune(grace=PAST_GRACE)
+    await assert_complete(client, 'old/base', 'v2', new)
+
+
+async def test_a_manifest_pushed_again_under_a_new_tag_does_not_expire(
+        client, run_prune):
+    digest, old = await old_base(client)
+    hook = Interleaved(None, 'delete', '/_revisions/', lambda: put_manifest(
+        client, 'old/base', 'again', old))
+    summary = await run_prune(
+        wrap=lambda driver: setattr(hook, '_driver', driver) or hook)
+    assert hook.ran
+    assert summary.objects['manifests'] == 0
+    await run_prune(grace=PAST_GRACE)
+    await assert_complete(client, 'old/base', 'again', old)
+    await assert_complete(client, 'old/base', digest, old)
+
+
+async def test_a_chunk_streaming_for_longer_than_the_expiry_is_kept(
+        client, run_prune, monkeypatch):
+    monkeypatch.setattr(uploads_module, 'ALIVE_INTERVAL', 0.2,
+                        raising=False)
+    response = await client.post('/v2/org/img/blobs/uploads/')
+    location = response.headers['Location']
+    data = b'slow chunk ' * 1000
+    stop = asyncio.Event()
+
+    async def slowly():
+        for i in range(0, len(data), len(data) // 10):
+            yield data[i:i + len(data) // 10]
+            await asyncio.sleep(0.3)
+
+    async def prune_meanwhile():
+        while not stop.is_set():
+            await run_prune(upload_expiry=1)
+            await asyncio.sleep(0.1)
+
+    pruning = asyncio.create_task(prune_meanwhile())
+    try:
+        # 3 seconds of streaming, three times the expiry.
+        response = await client.patch(location, data=slowly())
+        assert response.status == 202, await response.text()
+        response = await client.put(location + '?digest=' + digest_of(data))
+        assert response.status == 201, await response.text()
+    finally:
+        stop.set()
+        await pruning
+    response = await client.get('/v2/org/img/blobs/' + digest_of(data))
+    assert await response.read() == data
+
+
+async def test_uploads_in_a_namespace_without_blobs_are_pruned(
+        make_client, storage_driver, tmp_path):
+    client = await make_client(namespaced=True)
+    locations = []
+    for name in ('made.up.io/x/y', 'docker.io/org/img'):
+        response = await client.post('/v2/%s/blobs/uploads/' % name)
+        locations.append(response.headers['Location'])
+        response = await client.patch(locations[-1], data=b'x' * 100)
+        assert response.status == 202
+    driver = storage_driver()
+    try:
+        summary = await prune(
+            make_config(tmp_path / 'data', namespaced=True), driver,
+            now=time.time() + 3601)
+    finally:
+        await driver.close()
+    assert (summary.objects['uploads'], summary.bytes) == (2, 200)
+    for location in locations:
+        response = await client.get(location)
+        assert response.status == 404
+
+
+async def test_a_delete_racing_a_put_of_the_same_manifest_leaves_no_tag_dangling(
+        make_driver, aiohttp_client, tmp_path):
+    for after in (False, True):
+        root = tmp_path / ('data-%s' % after)
+        config = make_config(root)
+        plain = await aiohttp_client(make_app(config, driver=make_driver()))
+        digest, body = await push_image(plain, 'org/img', 'v1')
+        client = None
+
+        async def put_new_tag():
+            await put_manifest(client, 'org/img', 'new', body)
+
+        driver = make_driver() or FilesystemDriver(str(root))
+        client = await aiohttp_client(make_app(config, driver=Interleaved(
+            driver, 'delete', '/_revisions/', put_new_tag, after=after)))
+        response = await client.delete('/v2/org/img/manifests/' + digest)
+        assert response.status == 202
+        response = await client.get('/v2/org/img/tags/list')
+        tags = (await response.json())['tags'] if response.status == 200 \
+            else []
+        for tag in tags or []:
+            response = await client.get('/v2/org/img/manifests/' + tag)
+            assert response.status == 200, (after, tag)
+
+
+async def test_a_blob_uploaded_after_the_mark_survives(client, run_prune):
+    # Its manifest comes later than the sweep: the blob is held, then
+    # restored by the manifest PUT.
+    _, old = await old_base(client)
+    fresh = b'fresh layer'
+    digest = await push_blob(client, 'org/img', fresh)
+    config = await push_blob(client, 'org/img', b'{}')
+    await run_prune()
+    body = image_manifest(config, 2, [(digest, len(fresh))])
+    await put_manifest(client, 'org/img', 'v1', body)
+    await run_prune(grace=PAST_GRACE)
+    await assert_complete(client, 'org/img', 'v1', body)

@@ -1,0 +1,134 @@
+"""The quarantine: where garbage collection puts blobs before destroying.
+
+Collection (zuul_registry/prune.py) never deletes a blob outright.  It
+moves it here, and only purges it from here much later, after a fresh
+mark found no manifest needing it.  Everything that makes a blob needed
+again brings it back first: a manifest PUT (before and after it
+commits), a mount, a HEAD or GET, a read of a manifest body.  So a blob
+that some request relies on is either in the blob store or restorable
+from here for as long as any request can last.
+
+Two objects per blob, for a namespace NS::
+
+    NS/_quarantine/ALG/HEX[:2]/HEX     the blob's bytes, moved (a rename on
+                                       a filesystem, a manifest hand-over on
+                                       Swift: no byte is copied)
+    NS/_quarantine_since/ALG/HEX       empty; written just before the move,
+                                       so its modification time says since
+                                       when the blob is held
+
+Moving is what makes restoring and purging safe against each other in
+any number of processes: both start by moving (or deleting) the one
+object, and the driver lets only one of them find it.
+"""
+
+import logging
+from typing import NamedTuple
+
+from zuul_registry import oci
+from zuul_registry.drivers import base as driver_base
+from zuul_registry.storage import paths
+
+log = logging.getLogger('zuul_registry.storage.quarantine')
+
+
+class Held(NamedTuple):
+    """A quarantined blob: its digest, size, and since when it is held."""
+    digest: oci.Digest
+    size: int
+    since: float
+
+
+class Quarantine:
+
+    def __init__(self, driver):
+        self.driver = driver
+
+    async def hold(self, namespace, digest):
+        """Move a blob out of the blob store; its size, or None if it
+        was not there (restored or collected by someone else)."""
+        stat = await self.driver.stat(paths.blob(namespace, digest))
+        if stat is None:
+            return None
+        # The time stamp first: a crash between the two leaves a stamp
+        # without a blob, which purging removes.
+        await self.driver.put(paths.quarantine_since(namespace, digest), b'')
+        try:
+            await self.driver.move(paths.blob(namespace, digest),
+                                   paths.quarantined(namespace, digest))
+        except driver_base.ObjectNotFound:
+            return None
+        log.info('Blob %s of %s quarantined (%d bytes)', digest,
+                 paths.namespace_root(namespace), stat.size)
+        return stat.size
+
+    async def restore(self, namespace, digest):
+        """Bring a quarantined blob back; whether it was there."""
+        source = paths.quarantined(namespace, digest)
+        if await self.driver.stat(source) is None:
+            return False
+        try:
+            await self.driver.move(source, paths.blob(namespace, digest))
+        except driver_base.ObjectNotFound:
+            return False   # restored or purged by someone else meanwhile
+        await self.driver.delete(paths.quarantine_since(namespace, digest))
+        log.info('Blob %s of %s restored from quarantine', digest,
+                 paths.namespace_root(namespace))
+        return True
+
+    async def purge(self, namespace, digest):
+        """Destroy a quarantined blob and its stamp."""
+        await self.driver.delete(paths.quarantined(namespace, digest))
+        await self.driver.delete(paths.quarantine_since(namespace, digest))
+        log.info('Blob %s of %s purged', digest,
+                 paths.namespace_root(namespace))
+
+    async def entries(self, namespace):
+        """Every quarantined blob of the namespace, as Held.
+
+        A blob without a stamp (a crash between stamp and move, in an
+        older layout) is stamped now; a stamp without a blob is removed.
+        """
+        held = []
+        root = paths.quarantine(namespace)
+        stamped = set()
+        for algorithm in await self.driver.list(
+                paths.quarantine_stamps(namespace)):
+            for hex_ in await self.driver.list(
+                    paths.quarantine_stamps(namespace) + '/' + algorithm):
+                stamped.add((algorithm, hex_))
+        for algorithm in await self.driver.list(root):
+            for prefix in await self.driver.list(root + '/' + algorithm):
+                for hex_ in await self.driver.list(
+                        '%s/%s/%s' % (root, algorithm, prefix)):
+                    stamped.discard((algorithm, hex_))
+                    try:
+                        digest = oci.Digest.parse(algorithm + ':' + hex_)
+                    except oci.GrammarError:
+                        continue
+                    entry = await self._entry(namespace, digest)
+                    if entry is not None:
+                        held.append(entry)
+        for algorithm, hex_ in sorted(stamped):
+            try:
+                digest = oci.Digest.parse(algorithm + ':' + hex_)
+            except oci.GrammarError:
+                continue
+            if await self.driver.stat(
+                    paths.quarantined(namespace, digest)) is None:
+                await self.driver.delete(
+                    paths.quarantine_since(namespace, digest))
+        return held
+
+    async def _entry(self, namespace, digest):
+        stat = await self.driver.stat(paths.quarantined(namespace, digest))
+        if stat is None:
+            return None
+        since = await self.driver.stat(
+            paths.quarantine_since(namespace, digest))
+        if since is None:
+            await self.driver.put(paths.quarantine_since(namespace, digest),
+                                  b'')
+            since = await self.driver.stat(
+                paths.quarantine_since(namespace, digest))
+        return Held(digest, stat.size, since.mtime if since else 0.0)
