@@ -258,7 +258,9 @@ class SwiftDriver(base.Driver):
             async for piece in exactly(pieces, chunk_size):
                 yield piece
         except ClientException as e:
-            if e.http_status == 404:
+            # 409: a manifest whose segments went, as when a concurrent
+            # hand-over consumed this part: it is gone as a whole.
+            if e.http_status in (404, 409):
                 raise base.ObjectNotFound(path) from None
             raise SwiftError('GET %s: %s' % (path, e)) from None
         finally:

@@ -199,10 +199,16 @@ class Segments:
     async def _join(self, group):
         for source in group:
             container, _, obj = source['path'].lstrip('/').partition('/')
-            async for chunk in self.driver.client.get_stream(
-                    container, obj, start=0, end=None,
-                    chunk_size=1024 * 1024):
-                yield chunk
+            try:
+                async for chunk in self.driver.client.get_stream(
+                        container, obj, start=0, end=None,
+                        chunk_size=1024 * 1024):
+                    yield chunk
+            except ClientException as e:
+                # Consumed by a concurrent hand-over of the same part.
+                if e.http_status == 404:
+                    raise base.ObjectNotFound(obj) from None
+                raise
 
     async def _copy(self, source, name):
         """Server-side copy of `source` ("/container/object") to `name`."""
