@@ -4,9 +4,10 @@ import logging
 
 from aiohttp import web
 
-from zuul_registry.api import access, base, errors, routes
+from zuul_registry.api import access, access_log, base, errors, routes
 from zuul_registry.auth import Auth
 from zuul_registry.drivers.filesystem import FilesystemDriver
+from zuul_registry.gc.schedule import scheduled_prune
 from zuul_registry.storage import Storage
 from zuul_registry.storage.namespaces import Namespaces
 
@@ -30,17 +31,28 @@ def make_driver(storage_config):
     return DRIVERS[storage_config.driver](storage_config)
 
 
+async def _close_auth(app):
+    app[base.AUTH].close()   # its bcrypt threads
+
+
 def make_app(config, *, driver=None):
     """Build the application; the driver is opened on startup.
 
-    Pass `driver` to use one the caller made (tests do).
+    Pass `driver` to use one the caller made (tests do).  The handler
+    arguments hold for every server of the app, test servers included:
+    bodies reach handlers exactly as sent (no Content-Encoding is
+    decoded: blobs are stored and hashed as the client sent them, as
+    CNCF Distribution does), and the access log redacts query values.
     """
-    app = web.Application(middlewares=[errors.error_middleware,
-                                       access.access_middleware])
+    app = web.Application(
+        middlewares=[errors.error_middleware, access.access_middleware],
+        handler_args={'auto_decompress': False,
+                      'access_log_class': access_log.AccessLogger})
     namespaces = Namespaces(namespaced=config.namespaced,
                             default_namespace=config.default_namespace)
     app[base.CONFIG] = config
     app[base.AUTH] = Auth(config, namespaces)
+    app.on_cleanup.append(_close_auth)
     app.on_response_prepare.append(errors.add_api_version)
     routes.add_routes(app)
 
@@ -56,4 +68,6 @@ def make_app(config, *, driver=None):
         await storage.close()
 
     app.cleanup_ctx.append(storage_context)
+    if config.prune_interval:
+        app.cleanup_ctx.append(scheduled_prune(config, base.STORAGE))
     return app

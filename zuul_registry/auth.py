@@ -12,14 +12,22 @@ and actions it grants, in canonical form ("docker.io/library/alpine"), so
 namespaces are on.  Refresh tokens (containerd asks for them) are JWTs of
 their own type that name only the user; they never grant access
 themselves.
+
+Passwords are compared in constant time.  bcrypt checks (users with a
+pass-hash) run in a few threads of their own, so the event loop keeps
+serving while they work; a wrong password costs one bcrypt check whether
+or not the user name exists, so timing does not tell which names do.
 """
 
+import asyncio
 import base64
 import binascii
+import concurrent.futures
 import datetime
 import hashlib
 import hmac
 import logging
+import re
 import secrets
 import time
 
@@ -36,7 +44,14 @@ ACCESS_ACTIONS = {'read': frozenset((PULL,)), 'write': ALL_ACTIONS}
 ISSUER = 'zuul-registry'
 SERVICE = 'zuul-registry'
 REFRESH_EXPIRATION = 7 * 86400
+# The scope clients ask for to list repositories, and the claim granting
+# it, as CNCF Distribution spells them.
+CATALOG_SCOPE = 'registry:catalog:*'
+CATALOG_ACCESS = {'type': 'registry', 'name': 'catalog', 'actions': ['*']}
 _CLOCK_SKEW = 30  # seconds of clock difference between server processes
+_BCRYPT_THREADS = 2
+_BCRYPT_MAX_BYTES = 72   # bcrypt reads no more; bcrypt >= 5 raises beyond
+_BCRYPT_COST = re.compile(r'\$2[aby]\$(0[4-9]|[12][0-9]|3[01])\$')
 
 
 class AuthError(Exception):
@@ -47,10 +62,11 @@ class Grants:
     """What a request may do: actions everywhere, and per repository."""
 
     def __init__(self, *, everywhere=frozenset(), repositories=None,
-                 subject=None):
+                 subject=None, catalog=False):
         self.everywhere = frozenset(everywhere)
         self.repositories = repositories or {}
         self.subject = subject
+        self.catalog = catalog   # a token's grant to list every repository
 
     def allows(self, repository, action):
         return (action in self.everywhere
@@ -68,6 +84,10 @@ class Auth:
                              b'zuul-registry token key v1',
                              hashlib.sha256).digest()
         self._verified = {}   # (user, HMAC of password) -> True
+        self._dummy_hash = _dummy_hash(config.users)
+        self._bcrypt_pool = concurrent.futures.ThreadPoolExecutor(
+            max_workers=_BCRYPT_THREADS, thread_name_prefix='bcrypt'
+        ) if any(user.password_hash for user in config.users) else None
         if self.enabled and len(config.secret or '') < 32:
             log.warning('The token secret is shorter than 32 characters; '
                         'use a long random value')
@@ -78,35 +98,56 @@ class Auth:
                                   frozenset((PULL,)) if config.anonymous_pull
                                   else frozenset())
 
+    def close(self):
+        if self._bcrypt_pool is not None:
+            self._bcrypt_pool.shutdown(wait=False, cancel_futures=True)
+
     # -- identities ---------------------------------------------------------
 
-    def user_actions(self, name, password):
+    async def user_actions(self, name, password):
         """The actions of a user whose password matches, else None."""
         user = self.users.get(name)
         given = (password or '').encode('utf8')
         if user is not None and user.password_hash:
-            matches = self._check_hash(user, given)
+            matches = await self._check_hash(user, given)
         else:
             # Compare even for unknown names, so timing says nothing.
             expected = user.password if user else secrets.token_hex(16)
             matches = hmac.compare_digest(expected.encode('utf8'), given)
+            if not matches and self._dummy_hash:
+                # As slow as a wrong password of a bcrypt user.
+                await self._bcrypt(given, self._dummy_hash)
         if user is None or not matches:
             return None
         return ACCESS_ACTIONS[user.access]
 
-    def _check_hash(self, user, given):
+    async def _check_hash(self, user, given):
         """bcrypt is slow on purpose; remember recent successes (keyed by
         an HMAC of the password, never the password) so Basic auth on
         every request does not stall the server."""
         key = (user.name, hmac.new(self._key, given, 'sha256').digest())
         if key in self._verified:
             return True
-        matches = bcrypt.checkpw(given, user.password_hash.encode('ascii'))
+        matches = await self._bcrypt(given, user.password_hash)
         if matches:
             if len(self._verified) >= 1024:
                 self._verified.clear()
             self._verified[key] = True
         return matches
+
+    async def _bcrypt(self, given, hashed):
+        """Whether `given` matches the bcrypt hash, checked in the bcrypt
+        threads.  A password bcrypt cannot take (over 72 bytes) or a hash
+        it cannot read matches nothing."""
+        if len(given) > _BCRYPT_MAX_BYTES:
+            return False
+        try:
+            return await asyncio.get_running_loop().run_in_executor(
+                self._bcrypt_pool, bcrypt.checkpw, given,
+                hashed.encode('ascii'))
+        except ValueError:
+            log.warning('A pass-hash is not a valid bcrypt hash')
+            return False
 
     def basic_credentials(self, header):
         """(name, password) from a Basic Authorization header, or None."""
@@ -116,11 +157,12 @@ class Auth:
         try:
             decoded = base64.b64decode(value.strip(), validate=True)
             name, _, password = decoded.decode('utf8').partition(':')
-        except (binascii.Error, UnicodeDecodeError):
+        except (binascii.Error, UnicodeError, ValueError):
+            # b64decode refuses non-ASCII text with a plain ValueError.
             raise AuthError('malformed Basic credentials') from None
         return name, password
 
-    def grants_for_request(self, header):
+    async def grants_for_request(self, header):
         """Grants of a request's Authorization header; AuthError if bad."""
         scheme, _, value = (header or '').partition(' ')
         if not header:
@@ -130,7 +172,7 @@ class Auth:
         credentials = self.basic_credentials(header)
         if credentials is None:
             raise AuthError('unsupported authorization scheme')
-        actions = self.user_actions(*credentials)
+        actions = await self.user_actions(*credentials)
         if actions is None:
             raise AuthError('invalid user name or password')
         return Grants(everywhere=actions, subject=credentials[0])
@@ -153,6 +195,10 @@ class Auth:
             if canonical and granted:
                 access.append({'type': 'repository', 'name': canonical,
                                'actions': granted})
+        if PULL in actions and any(CATALOG_SCOPE in text.split()
+                                   for text in scopes):
+            # Listing every repository is for whoever may pull them all.
+            access.append(dict(CATALOG_ACCESS))
         now = int(time.time())
         claims = {'iss': ISSUER, 'aud': SERVICE, 'sub': subject or '',
                   'iat': now, 'nbf': now - _CLOCK_SKEW,
@@ -192,12 +238,18 @@ class Auth:
                 repositories.setdefault(entry.get('name'), set()).update(
                     entry.get('actions') or ())
         return Grants(repositories=repositories,
-                      subject=claims.get('sub') or None)
+                      subject=claims.get('sub') or None,
+                      catalog=any(entry == CATALOG_ACCESS
+                                  for entry in claims.get('access') or ()))
 
     def _sign(self, claims):
         return jwt.encode(claims, self._key, algorithm='HS256')
 
     def _decode(self, token):
+        if not token.isascii():
+            # A JWT is base64url and dots; PyJWT cannot even encode a
+            # header's undecodable bytes (surrogate escapes).
+            raise AuthError('invalid token: not ASCII')
         try:
             return jwt.decode(token, self._key, algorithms=['HS256'],
                               audience=SERVICE, issuer=ISSUER,
@@ -206,18 +258,6 @@ class Auth:
                                                    'aud', 'sub']})
         except jwt.InvalidTokenError as e:
             raise AuthError('invalid token: %s' % e) from None
-
-    def realm(self, request):
-        base = self.public_url or '%s://%s' % (request.scheme, request.host)
-        return base + '/auth/token'
-
-    def challenge(self, request, repository=None, actions=()):
-        value = 'Bearer realm="%s",service="%s"' % (self.realm(request),
-                                                    SERVICE)
-        if repository:
-            value += ',scope="repository:%s:%s"' % (repository,
-                                                    ','.join(actions))
-        return value
 
 
 def parse_scopes(scopes):
@@ -236,3 +276,14 @@ def parse_scopes(scopes):
             if '*' in wanted:
                 wanted = set(ALL_ACTIONS)
             yield name, wanted & ALL_ACTIONS
+
+
+def _dummy_hash(users):
+    """A bcrypt hash no password matches, of the highest cost of the
+    configured ones; None when no user has a pass-hash."""
+    costs = [int(match.group(1)) for match in (
+        _BCRYPT_COST.match(user.password_hash or '') for user in users)
+        if match]
+    if not costs:
+        return None
+    return bcrypt.gensalt(rounds=max(costs)).decode('ascii') + '.' * 31

@@ -21,8 +21,15 @@ NAME_RE = re.compile(r'%s(?:/%s)*' % (_COMPONENT, _COMPONENT))
 NAME_MAX_LENGTH = 255
 TAG_RE = re.compile(r'[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}')
 # A registry host as the first component of a namespaced name:
-# "docker.io", "localhost", "registry.example.com:5000".
-HOST_RE = re.compile(r'[a-z0-9](?:[a-z0-9.-]*[a-z0-9])?(?::[0-9]{1,5})?')
+# "docker.io", "localhost", "registry.example.com:5000", "127.0.0.1:5000".
+# Dot-separated labels, none empty nor starting or ending with "-"; a port
+# 1-65535 without leading zeros, so one host:port has one spelling (one
+# namespace).
+_HOST_LABEL = r'[a-z0-9](?:[a-z0-9-]*[a-z0-9])?'
+_PORT = (r'(?:[1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}'
+         r'|655[0-2][0-9]|6553[0-5])')
+HOST_RE = re.compile(r'%s(?:\.%s)*(?::%s)?' % (_HOST_LABEL, _HOST_LABEL,
+                                               _PORT))
 DIGEST_RE = re.compile(r'([a-z0-9]+(?:[+._-][a-z0-9]+)*):([a-zA-Z0-9=_-]+)')
 # A random (version 4) UUID in its canonical form, as the spec asks.
 UPLOAD_ID_RE = re.compile(
@@ -89,6 +96,10 @@ class Digest:
 
     @classmethod
     def parse(cls, text):
+        if text is not None and not isinstance(text, str):
+            # A manifest's descriptor may hold any JSON value.
+            raise GrammarError('a digest must be a string, not %s'
+                               % type(text).__name__)
         match = DIGEST_RE.fullmatch(text or '')
         if not match:
             raise GrammarError('invalid digest %r' % (text or '')[:200])

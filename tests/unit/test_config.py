@@ -438,9 +438,53 @@ def test_user_may_have_a_bcrypt_hash_instead_of_a_password():
      'registry.users[0].pass: give either pass or pass-hash, not both'),
     ({'name': 'z', 'pass-hash': '$6$salt$notbcrypt', 'access': 'read'},
      'registry.users[0].pass-hash: must be a bcrypt hash'),
+] + [
+    # Shaped like bcrypt, but bcrypt refuses them (or no password matches).
+    ({'name': 'z', 'pass-hash': malformed, 'access': 'read'},
+     'registry.users[0].pass-hash: must be a bcrypt hash')
+    for malformed in [
+        BCRYPT_HASH.replace('$04$', '$00$'),
+        BCRYPT_HASH.replace('$04$', '$03$'),
+        BCRYPT_HASH.replace('$04$', '$32$'),
+        BCRYPT_HASH.replace('$04$', '$99$'),
+        BCRYPT_HASH[:28] + 'z' + BCRYPT_HASH[29:],   # salt's last character
+        BCRYPT_HASH[:-1] + 'j',                      # hash's last character
+        BCRYPT_HASH + '\n',
+        BCRYPT_HASH.replace('$2b$', '$2x$'),
+    ]
 ])
 def test_user_password_rules(user, problem):
     with pytest.raises(ConfigError) as error:
         parse(secret='s' * 40, users=[user])
     assert any(p.startswith(problem) for p in error.value.problems), \
         error.value.problems
+
+
+@pytest.mark.parametrize('prefix', ['$2a$', '$2b$', '$2y$'])
+def test_every_hash_bcrypt_makes_is_accepted(prefix):
+    import bcrypt
+    for password in [b'', b'x', b'a longer password'] * 10:
+        hashed = bcrypt.hashpw(password, bcrypt.gensalt(rounds=4)).decode()
+        hashed = prefix + hashed[4:]
+        config = parse(secret='s' * 40, users=[
+            {'name': 'z', 'pass-hash': hashed, 'access': 'read'}])
+        assert config.users[0].password_hash == hashed
+
+
+def test_prune_interval_is_seconds_between_scheduled_prunes():
+    config = parse(expiration=86400, **{'prune-interval': 3600})
+    assert config.prune_interval == 3600
+    assert 'pruning every 3600s' in describe(config)
+    assert parse().prune_interval is None
+    for bad in (0, -5, 31 * 86400):
+        assert problems(**{'prune-interval': bad}) == [
+            'registry.prune-interval: must be from 1 to 2592000 seconds'], \
+            bad
+    assert problems(**{'prune-interval': 'hourly'}) == [
+        'registry.prune-interval: must be an integer, not a string']
+
+
+@pytest.mark.parametrize('host', ['quay..io', 'localhost:0', 'quay.io:99999',
+                                  '-quay.io', 'docker'])
+def test_default_namespace_follows_the_namespace_grammar(host):
+    assert problems(**{'default-namespace': host})

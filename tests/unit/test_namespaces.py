@@ -79,7 +79,8 @@ def test_a_first_component_that_is_not_a_host_is_part_of_the_name(
 
 @pytest.mark.parametrize('name', [
     'bad_host.io/x', 'Host.io/x', 'host.io:port/x', '-host.io/x',
-    'host.io-/x', 'host.io:5000:1/x',
+    'host.io-/x', 'host.io:5000:1/x', 'quay..io/x', 'localhost:0/x',
+    'quay.io:99999/x', 'a.-b.io/x', 'quay.io./x',
 ])
 def test_an_invalid_host_is_refused(namespaced, name):
     with pytest.raises(oci.GrammarError):

@@ -160,6 +160,27 @@ def test_plain_component_is_not_a_host(component):
     assert not oci.is_host(component)
 
 
+@pytest.mark.parametrize('host', [
+    'docker.io', 'quay.io', 'quay.io:443', 'localhost', 'localhost:5000',
+    '127.0.0.1', '127.0.0.1:5000', 'registry.example.com:5000', 'a-b.c',
+    'a--b.io', 'xn--bcher-kva.example', 'host:1', 'host:9999',
+    'host:59999', 'host:64999', 'host:65499', 'host:65529', 'host:65535',
+])
+def test_registry_host_grammar_accepts_hosts_and_ports(host):
+    assert oci.HOST_RE.fullmatch(host)
+
+
+@pytest.mark.parametrize('host', [
+    'quay..io', '.quay.io', 'quay.io.', '-a.io', 'a-.io', 'a.-b.io',
+    'a.b-.io', 'localhost:0', 'localhost:00', 'quay.io:99999',
+    'quay.io:65536', 'quay.io:70000', 'host:05000', 'host:', ':5000',
+    'Host.io', 'a_b.io', 'host:5000:1', 'host:port', '',
+])
+def test_registry_host_grammar_refuses_empty_or_dashed_labels_and_bad_ports(
+        host):
+    assert not oci.HOST_RE.fullmatch(host)
+
+
 # -- upload ids ---------------------------------------------------------------
 
 def test_upload_id_is_a_random_uuid():

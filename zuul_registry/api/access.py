@@ -5,10 +5,11 @@ is part of a push), every other method `push`, on the repository the URL
 names.  The API base `/v2/` needs any valid credentials once users exist,
 because clients learn from its 401 challenge where to fetch tokens.  The
 catalog needs valid credentials, or none when anonymous pull is allowed;
-it then lists only what the request may pull (api/catalog.py).  A
-request without valid credentials gets 401 with a Bearer challenge
-naming the scope it needs; a user who authenticated but lacks the access
-gets 403 DENIED.
+it then lists only what the request may pull (api/catalog.py); its
+challenge names the scope `registry:catalog:*`.  A request without valid
+credentials gets 401 with a Bearer challenge (api/challenge.py) naming
+the scope it needs; a user who authenticated but lacks the access gets
+403 DENIED.
 """
 
 import logging
@@ -16,7 +17,7 @@ import logging
 from aiohttp import web
 
 from zuul_registry import auth as auth_module
-from zuul_registry.api import base, errors
+from zuul_registry.api import base, challenge, errors
 
 log = logging.getLogger('zuul_registry.api.access')
 
@@ -45,7 +46,8 @@ async def access_middleware(request, handler):
     if request.path.startswith('/auth/'):
         return await handler(request)
     try:
-        grants = auth.grants_for_request(request.headers.get('Authorization'))
+        grants = await auth.grants_for_request(
+            request.headers.get('Authorization'))
     except auth_module.AuthError as e:
         log.info('Refused credentials for %s %s: %s', request.method,
                  request.path, e)
@@ -58,11 +60,14 @@ async def access_middleware(request, handler):
         # The API base, the catalog and unknown paths: any valid
         # credentials will do.
         anonymous = 'Authorization' not in request.headers
+        catalog = request.path == '/v2/_catalog'
         if grants is None or (anonymous and request.path == '/v2/') or (
-                anonymous and request.path == '/v2/_catalog'
+                anonymous and catalog
                 and auth_module.PULL not in grants.everywhere):
             raise errors.Unauthorized(headers={
-                'WWW-Authenticate': auth.challenge(request)})
+                'WWW-Authenticate': challenge.bearer(
+                    request, auth_module.CATALOG_SCOPE if catalog
+                    else None)})
         return await handler(request)
     action = required_action(request.method,
                              upload='upload_id' in request.match_info)
@@ -76,8 +81,9 @@ async def access_middleware(request, handler):
                             % (grants.subject, action, name))
     raise errors.Unauthorized(
         'authentication required to %s %s' % (action, name), headers={
-            'WWW-Authenticate': auth.challenge(
-                request, name, challenge_actions(action))})
+            'WWW-Authenticate': challenge.bearer(
+                request, challenge.repository_scope(
+                    name, challenge_actions(action)))})
 
 
 def _bearer(request):

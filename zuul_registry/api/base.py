@@ -96,34 +96,39 @@ async def read_capped(request, limit):
     return b''.join(chunks)
 
 
-_RANGE_RE = re.compile(r'bytes=(\d*)-(\d*)')
+# One byte range: "bytes=FIRST-[LAST]" or "bytes=-SUFFIX", positions of
+# at most 20 digits (int() refuses thousands; no blob is that large).
+_RANGE_RE = re.compile(r'bytes=(?:(\d{1,20})-(\d{0,20})|-(\d{1,20}))',
+                       re.ASCII)
 
 
 def byte_range(header, size):
     """(start, length) of a single-range Range header, or None for all.
 
-    An unsatisfiable range raises RangeInvalid with `Content-Range:
-    bytes */SIZE`, as RFC 9110 wants.  Multiple ranges are answered with
-    the whole blob, which the RFC allows.
+    RFC 9110 lets a server ignore a Range header it does not understand
+    (another unit, "BYTES" too, bad syntax, an invalid range such as 5-2,
+    absurdly long numbers) and answer several ranges with the whole
+    representation: all of those get the whole blob.  A valid but
+    unsatisfiable range raises RangeInvalid with `Content-Range: bytes
+    */SIZE`.
     """
-    if not header:
-        return None
-    match = _RANGE_RE.fullmatch(header.strip())
+    match = _RANGE_RE.fullmatch((header or '').strip())
     if not match:
         return None
-    first, last = match.groups()
-    if first:
-        start = int(first)
-        end = int(last) if last else size - 1
-    elif last:
-        start = max(size - int(last), 0)
-        end = size - 1
+    first, last, suffix = match.groups()
+    if suffix is not None:
+        suffix = int(suffix)
+        start, end = max(size - suffix, 0), size - 1
+        satisfiable = suffix > 0 and size > 0
     else:
-        return None
-    end = min(end, size - 1)
-    if start >= size or end < start:
+        start = int(first)
+        if last and int(last) < start:
+            return None
+        end = min(int(last), size - 1) if last else size - 1
+        satisfiable = start < size
+    if not satisfiable:
         raise errors.RangeInvalid(
-            'range %s not satisfiable for %d bytes' % (header, size),
+            'range %s not satisfiable for %d bytes' % (header[:100], size),
             headers={'Content-Range': 'bytes */%d' % size})
     return start, end - start + 1
 

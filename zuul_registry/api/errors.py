@@ -3,11 +3,15 @@
 Handlers (and storage) raise; `error_middleware` turns every failure into
 the spec's body ``{"errors": [{"code", "message", "detail"}]}`` with the
 code's status.  Anything unexpected becomes 500 UNKNOWN, logged with its
-traceback.
+traceback; but storage that is full (ENOSPC or EDQUOT, however wrapped)
+is 507 Insufficient Storage, logged in one line.  The spec has no code
+for it, nor has CNCF Distribution, so the code is UNKNOWN.
 """
 
+import errno
 import json
 import logging
+import os
 
 from aiohttp import web
 
@@ -59,8 +63,17 @@ Denied = _error('DENIED', 403, 'requested access to the resource is denied')
 Unsupported = _error('UNSUPPORTED', 405, 'the operation is unsupported')
 NotFound = _error('UNSUPPORTED', 404, 'no such endpoint')
 ParameterInvalid = _error('UNSUPPORTED', 400, 'invalid query parameter')
+FormInvalid = _error('UNSUPPORTED', 400, 'malformed form body')
 TagInvalid = _error('TAG_INVALID', 400, 'manifest tag did not match URI')
 TooLarge = _error('SIZE_INVALID', 413, 'request body too large')
+
+
+class StorageFull(RegistryError):
+    """507: the disk is full or the quota exceeded; retrying later, once
+    space is freed, may succeed."""
+    code = 'UNKNOWN'
+    status = 507
+    message = 'storage is full'
 
 
 class RangeInvalid(RegistryError):
@@ -95,6 +108,33 @@ def to_registry_error(exc):
     return cls(str(exc), headers=headers)
 
 
+_FULL = frozenset((errno.ENOSPC, errno.EDQUOT))
+
+
+def storage_full(exc):
+    """The OSError saying storage is full behind `exc`, or None."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, OSError) and exc.errno in _FULL:
+            return exc
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return None
+
+
+def _failure(request, exc, what, detail):
+    """The error for an exception nothing else maps; call it in the
+    `except` block, so the traceback is logged."""
+    full = storage_full(exc)
+    if full is not None:
+        reason = os.strerror(full.errno)
+        log.warning('Storage is full (%s) on %s %s', reason,
+                    request.method, request.path)
+        return StorageFull(reason)
+    log.exception('%s on %s %s', what, request.method, request.path)
+    return RegistryError(detail)
+
+
 def render(error):
     return web.Response(
         status=error.status,
@@ -110,12 +150,8 @@ async def error_middleware(request, handler):
     except RegistryError as error:
         response = render(error)
     except storage_errors.StorageError as exc:
-        error = to_registry_error(exc)
-        if error is None:
-            log.exception('Storage failure on %s %s', request.method,
-                          request.path)
-            error = RegistryError('storage failure')
-        response = render(error)
+        response = render(to_registry_error(exc) or _failure(
+            request, exc, 'Storage failure', 'storage failure'))
     except web.HTTPMethodNotAllowed as exc:
         allowed = ', '.join(sorted(exc.allowed_methods))
         response = render(Unsupported(
@@ -127,10 +163,9 @@ async def error_middleware(request, handler):
         raise
     except ConnectionResetError:
         raise
-    except Exception:
-        log.exception('Unexpected failure on %s %s', request.method,
-                      request.path)
-        response = render(RegistryError('internal error; see server log'))
+    except Exception as exc:
+        response = render(_failure(request, exc, 'Unexpected failure',
+                                   'internal error; see server log'))
     return response
 
 

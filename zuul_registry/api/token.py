@@ -3,7 +3,8 @@
 GET /auth/token?service=&scope=... with optional Basic credentials.
 POST /auth/token with a form: grant_type=password (username, password)
 or grant_type=refresh_token (refresh_token), and scope, possibly several
-scopes separated by spaces.
+scopes separated by spaces.  The form must be urlencoded UTF-8 (RFC 6749);
+any other body is 400 with the usual error body.
 
 When anonymous pull is allowed, credentials that do not match still get
 an anonymous token rather than 401: the docker daemon forwards the
@@ -11,8 +12,10 @@ user's Docker Hub credentials to a mirror, and could not pull otherwise.
 """
 
 import logging
+import urllib.parse
 
 from aiohttp import web
+from multidict import MultiDict
 
 from zuul_registry import auth as auth_module
 from zuul_registry.api import base, errors
@@ -20,6 +23,9 @@ from zuul_registry.api import base, errors
 log = logging.getLogger('zuul_registry.api.token')
 
 _FORM_LIMIT = 64 * 1024
+_FORM_FIELDS = 100
+_FORM_TYPE = 'application/x-www-form-urlencoded'
+_UTF8 = ('utf-8', 'utf8')
 
 
 def _refused(message):
@@ -27,9 +33,9 @@ def _refused(message):
         'WWW-Authenticate': 'Basic realm="%s"' % auth_module.SERVICE})
 
 
-def _identity(auth, name, password):
+async def _identity(auth, name, password):
     """(subject, actions) for credentials, with the anonymous fallback."""
-    actions = auth.user_actions(name, password)
+    actions = await auth.user_actions(name, password)
     if actions is not None:
         return name, actions
     if auth_module.PULL in auth.anonymous_actions:
@@ -49,22 +55,44 @@ async def get_token(request):
     if credentials is None:
         subject, actions = None, auth.anonymous_actions
     else:
-        subject, actions = _identity(auth, *credentials)
+        subject, actions = await _identity(auth, *credentials)
     token = auth.issue_token(subject, actions,
                              request.query.getall('scope', []))
     token['access_token'] = token['token']
     return web.json_response(token)
 
 
+async def _form(request):
+    """The body as a form; FormInvalid unless it is urlencoded UTF-8.
+
+    RFC 6749 asks for application/x-www-form-urlencoded, which is what
+    token clients send; parsing it here, strictly and under a cap, keeps
+    every malformed body a client error (multipart is refused).
+    """
+    if 'Content-Type' in request.headers and (
+            request.content_type != _FORM_TYPE
+            or (request.charset or 'utf-8').lower() not in _UTF8):
+        raise errors.FormInvalid(
+            'the body must be %s in UTF-8, not %r'
+            % (_FORM_TYPE, request.headers['Content-Type'][:100]))
+    body = await base.read_capped(request, _FORM_LIMIT)
+    try:
+        return MultiDict(urllib.parse.parse_qsl(
+            body.decode('utf-8'), keep_blank_values=True,
+            encoding='utf-8', errors='strict',
+            max_num_fields=_FORM_FIELDS))
+    except ValueError as e:   # UnicodeDecodeError included
+        raise errors.FormInvalid('malformed form: %s'
+                                 % str(e)[:200]) from None
+
+
 async def post_token(request):
     auth = request.app[base.AUTH]
-    if request.content_length and request.content_length > _FORM_LIMIT:
-        raise errors.TooLarge('form too large')
-    form = await request.post()
+    form = await _form(request)
     grant_type = form.get('grant_type')
     if grant_type == 'password':
-        subject, actions = _identity(auth, form.get('username', ''),
-                                     form.get('password', ''))
+        subject, actions = await _identity(
+            auth, form.get('username', ''), form.get('password', ''))
     elif grant_type == 'refresh_token':
         try:
             subject = auth.refresh_subject(form.get('refresh_token', ''))
@@ -72,7 +100,8 @@ async def post_token(request):
             raise _refused(str(e)) from None
         actions = auth_module.ACCESS_ACTIONS[auth.users[subject].access]
     else:
-        raise errors.Unsupported('grant_type must be password or '
+        # 400, as RFC 6749 (5.2) has it: POST itself is allowed here.
+        raise errors.FormInvalid('grant_type must be password or '
                                  'refresh_token')
     token = auth.issue_token(subject, actions, form.getall('scope', []))
     response = {'access_token': token['token'],

@@ -1,5 +1,6 @@
 """Blob uploads: POST, PATCH, PUT, GET and DELETE on upload sessions."""
 
+import asyncio
 import logging
 import re
 
@@ -11,7 +12,10 @@ from zuul_registry.storage import errors as storage_errors
 
 log = logging.getLogger('zuul_registry.api.uploads')
 
-_CONTENT_RANGE_RE = re.compile(r'(?:bytes[ =])?(\d+)-(\d+)(?:/\d+|/\*)?')
+# ASCII digits, at most 20 of them (int() refuses thousands; no upload is
+# that large).
+_CONTENT_RANGE_RE = re.compile(
+    r'(?:bytes[ =])?(\d{1,20})-(\d{1,20})(?:/\d+|/\*)?', re.ASCII)
 
 
 def _upload_url(repository_name, upload_id):
@@ -51,13 +55,32 @@ async def start_upload(request):
             else access.may_pull_everywhere(request)
         if readable and await _mount(storage, repository, digest, source):
             return _created(request, digest)
+    # Validated before the session exists: a 400 must leave nothing.
+    digest = base.digest(query['digest']) if 'digest' in query else None
     upload_id = await storage.uploads.start(repository)
-    if 'digest' in query:
-        digest = base.digest(query['digest'])
+    if digest is None:
+        return _progress(request, upload_id, 0)
+    try:
         await storage.uploads.complete(repository, upload_id, digest,
                                        base.body_blocks(request))
-        return _created(request, digest)
-    return _progress(request, upload_id, 0)
+    except BaseException:
+        await _discard(storage, repository, upload_id)
+        raise
+    return _created(request, digest)
+
+
+async def _discard(storage, repository, upload_id):
+    """Cancel a monolithic upload that failed (bad digest, client gone).
+
+    Its id was never told to the client, so nobody else ever could.
+    """
+    try:
+        await asyncio.shield(storage.uploads.cancel(repository, upload_id))
+    except storage_errors.UploadUnknown:
+        pass   # already gone: a digest mismatch discards it itself
+    except Exception:
+        log.exception('Could not cancel failed upload %s of %s',
+                      upload_id, repository)
 
 
 async def _mount(storage, repository, digest, source_name):

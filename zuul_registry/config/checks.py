@@ -10,6 +10,8 @@ import re
 import urllib.parse
 from typing import Any, Callable, NamedTuple
 
+from zuul_registry import oci
+
 
 class _Invalid(Exception):
     pass
@@ -59,8 +61,31 @@ def _directory(value, path, problems):
     return os.path.abspath(_string(value, path, problems))
 
 
+# "$2b$", a cost, "$", then 22 characters of salt and 31 of hash in
+# bcrypt's base64.  The last character of each has spare bits, always
+# zero: bcrypt refuses a salt that ends otherwise, and a hash that ends
+# otherwise matches no password.
+_B64 = '[./A-Za-z0-9]'
+_BCRYPT = re.compile(rf'\$2[aby]\$([0-9]{{2}})\${_B64}{{21}}[.Oeu]'
+                     rf'{_B64}{{30}}[.CGKOSWaeimquy26]')
+
+
+def _bcrypt_hash(value, path, problems):
+    match = _BCRYPT.fullmatch(_string(value, path, problems))
+    if match is None:
+        raise _Invalid('must be a bcrypt hash ($2b$...), as "htpasswd '
+                       '-nbB NAME PASSWORD" prints after the colon')
+    if not 4 <= int(match.group(1)) <= 31:
+        raise _Invalid(f'must be a bcrypt hash with a cost from 04 to 31, '
+                       f'not {match.group(1)}')
+    return value
+
+
 def _url(value, path, problems):
-    url = urllib.parse.urlsplit(_string(value, path, problems))
+    try:
+        url = urllib.parse.urlsplit(_string(value, path, problems))
+    except ValueError as error:   # "http://[": an unclosed IPv6 address
+        raise _Invalid(f'is not a valid URL: {error}') from None
     if url.scheme not in ('http', 'https') or not url.hostname:
         raise _Invalid('must be an http:// or https:// URL with a host')
     if '?' in value or '#' in value:
@@ -74,13 +99,9 @@ def _url(value, path, problems):
     return value.rstrip('/')
 
 
-_LABEL = r'[a-z0-9](?:[a-z0-9-]*[a-z0-9])?'
-_HOST = re.compile(rf'{_LABEL}(?:\.{_LABEL})*(?::[0-9]{{1,5}})?')
-
-
 def _is_registry_host(host):
-    return bool(_HOST.fullmatch(host)) and (
-        '.' in host or ':' in host or host == 'localhost')
+    # The grammar namespaces use, so a default namespace always resolves.
+    return bool(oci.HOST_RE.fullmatch(host)) and oci.is_host(host)
 
 
 def _check_mapping(data, path, fields, problems, *, report_unknown=True):

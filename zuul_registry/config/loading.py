@@ -11,8 +11,8 @@ import re
 import yaml
 
 from zuul_registry.config.checks import (
-    _Field, _Invalid, _boolean, _check_mapping, _choice, _is_registry_host,
-    _join, _kind, _scalar, _string, _url)
+    _Field, _Invalid, _bcrypt_hash, _boolean, _check_mapping, _choice,
+    _is_registry_host, _join, _kind, _scalar, _string, _url)
 from zuul_registry.config.model import (
     READ, WRITE, Config, ConfigError, StorageConfig, User)
 from zuul_registry.config.storage import _EXPIRATION, _storage
@@ -52,13 +52,10 @@ def _substitute(value, path, environ, problems):
     return None if failed else value
 
 
-_BCRYPT = re.compile(r'\$2[aby]\$[0-9]{2}\$[./A-Za-z0-9]{53}')
 _USER_FIELDS = {
     'name': _Field('name', _string, required=True),
     'pass': _Field('password', _string),
-    'pass-hash': _Field('password_hash', _scalar(
-        str, _BCRYPT.fullmatch, 'must be a bcrypt hash ($2b$...), as '
-        '"htpasswd -nbB NAME PASSWORD" prints after the colon')),
+    'pass-hash': _Field('password_hash', _bcrypt_hash),
     'access': _Field('access', _choice(READ, WRITE), required=True),
 }
 
@@ -113,6 +110,9 @@ _REGISTRY_FIELDS = {
         int, lambda value: 1024 <= value <= 64 * 1024 * 1024,
         'must be from 1024 to 67108864 bytes')),
     'delete': _Field('delete_enabled', _boolean),
+    'prune-interval': _Field('prune_interval', _scalar(
+        int, lambda value: 0 < value <= 30 * 86400,
+        'must be from 1 to 2592000 seconds')),
 }
 
 
@@ -162,8 +162,13 @@ def _check_rules(raw, values, problems):
 def parse_config(data, *, environ=None) -> Config:
     """Validate a loaded YAML document and return its Config."""
     problems = []
-    data = _substitute(data, '', os.environ if environ is None else environ,
-                       problems)
+    try:
+        data = _substitute(data, '', os.environ if environ is None
+                           else environ, problems)
+    except RecursionError:
+        # A YAML alias inside its own anchor ("a: &x [*x]") is endless.
+        raise ConfigError(['the document nests too deeply or contains '
+                           'itself through a YAML alias']) from None
     if not isinstance(data, dict):
         raise ConfigError(problems + [
             'registry: required; the file must be a mapping with the '
@@ -211,6 +216,10 @@ def load_config(path: str, *, environ=None) -> Config:
     try:
         with open(path, 'rb') as stream:
             data = yaml.load(stream, Loader=_Loader)
+    except RecursionError:
+        # PyYAML composes nested collections recursively.
+        raise ConfigError([f'{path}: invalid YAML: nested too deeply'
+                           ]) from None
     except OSError as error:
         raise ConfigError(
             [f'{path}: cannot read: {error.strerror or error}']) from None
@@ -262,6 +271,8 @@ def describe(config) -> str:
     parts.append(_describe_storage(config.storage))
     if config.expiration:
         parts.append(f'expiration after {config.expiration}s')
+    if config.prune_interval:
+        parts.append(f'pruning every {config.prune_interval}s')
     parts.append(f'namespaces on (default {config.default_namespace})'
                  if config.namespaced else 'namespaces off')
     return ', '.join(parts)

@@ -61,6 +61,7 @@ class Config:
     token_expiration: int = 3600
     manifest_size_limit: int = 4 * 1024 * 1024
     delete_enabled: bool = True   # false: manifest, tag, blob DELETE is 405
+    prune_interval: Optional[int] = None   # seconds; serve prunes itself
 
     @property
     def anonymous_pull(self) -> bool:

@@ -18,7 +18,8 @@ them):
   could remove.
 * A driver may leave private leftovers behind (scratch of a write a crash
   interrupted, storage of a replaced object); `collect_leftovers` removes
-  those older than a given time, and nothing any object still needs.
+  those older than a given time (and the scratch of writers known to be
+  dead, whatever its age), and nothing any object still needs.
 * Paths form a tree.  `delete("a")` removes the object "a" and everything
   under "a/", and never touches "ab".  `list("a")` names the immediate
   children of "a/" (objects and sub-trees), sorted; a missing path lists
@@ -158,6 +159,8 @@ class Driver(abc.ABC):
         a crash interrupted, storage of objects since replaced or
         consumed.  Whatever an object needs is never removed, nor what a
         write still in progress (written to at or after `before`) uses.
+        Scratch whose writer is known to be gone (its process died) may
+        be removed whatever its age: no write can still use it.
         With `dry_run`, they are only returned.
         """
         return await self._collect_leftovers(before=before, dry_run=dry_run)

@@ -1,11 +1,13 @@
 """Filesystem driver: objects are files under a root directory.
 
-New objects are written under ROOT/.tmp and published with link() or
-rename(), which are atomic on one filesystem; file data is fsynced first,
-so even after a machine crash a published object is never truncated.
-`concat(consume=True)` of one part renames it; of several, copies them
-and removes them.  Scratch files a crash left in ROOT/.tmp are removed at
-startup (an hour old) and by `collect_leftovers`.
+New objects are written in the driver's scratch directory under
+ROOT/.tmp and published with link() or rename(), which are atomic on one
+filesystem; file data is fsynced first, so even after a machine crash a
+published object is never truncated.  `concat(consume=True)` of one part
+renames it; of several, copies them and removes them.  Scratch a killed
+process left behind is removed at startup and by `collect_leftovers`,
+at once; that of live processes sharing the root only when an hour old
+(filesystem_scratch tells them apart).
 Blocking calls run in the driver's own thread pool.
 """
 
@@ -17,26 +19,23 @@ import logging
 import os
 import shutil
 import stat
-import time
 import uuid
 
-from zuul_registry.drivers import base
+from zuul_registry.drivers import base, filesystem_scratch
 
 log = logging.getLogger('zuul_registry.drivers.filesystem')
 
 _TMP_DIR = '.tmp'
-# Scratch files older than this are left over from a crash.
-_STALE_TMP_SECONDS = 3600
 
 
 class FilesystemDriver(base.Driver):
 
     def __init__(self, root, *, threads=16, fsync=True):
         self.root = os.path.abspath(root)
-        self.tmp = os.path.join(self.root, _TMP_DIR)
+        self._scratch = filesystem_scratch.Scratch(
+            os.path.join(self.root, _TMP_DIR))
+        self.tmp = self._scratch.directory   # this driver's own
         self.fsync = fsync
-        os.makedirs(self.tmp, exist_ok=True)
-        self._remove_stale_tmp()
         self._pool = concurrent.futures.ThreadPoolExecutor(
             max_workers=threads, thread_name_prefix='fs-driver')
 
@@ -50,25 +49,9 @@ class FilesystemDriver(base.Driver):
     def _new_tmp(self):
         return os.path.join(self.tmp, uuid.uuid4().hex)
 
-    def _remove_stale_tmp(self):
-        self._collect_sync(time.time() - _STALE_TMP_SECONDS, dry_run=False)
-
-    def _collect_sync(self, before, *, dry_run):
-        found = []
-        for entry in os.scandir(self.tmp):
-            try:
-                st = entry.stat()
-                if st.st_mtime < before:
-                    if not dry_run:
-                        os.unlink(entry.path)
-                    found.append(base.Leftover(
-                        '%s/%s' % (_TMP_DIR, entry.name), st.st_size))
-            except FileNotFoundError:
-                pass
-        return found
-
     async def close(self):
         self._pool.shutdown(wait=True)
+        self._scratch.close()
 
     # -- implementation ---------------------------------------------------
 
@@ -123,8 +106,10 @@ class FilesystemDriver(base.Driver):
             await self._run(self._publish, tmp, full, exclusive)
             return size
         finally:
-            f.close()
-            await self._run(_unlink_quietly, tmp)
+            try:
+                f.close()   # a full disk may fail the flush again
+            finally:
+                await self._run(_unlink_quietly, tmp)
 
     async def _concat(self, path, parts, *, consume):
         await self._run(self._concat_sync, self._full(path),
@@ -194,7 +179,7 @@ class FilesystemDriver(base.Driver):
 
     async def _collect_leftovers(self, *, before, dry_run):
         return await self._run(functools.partial(
-            self._collect_sync, before, dry_run=dry_run))
+            self._scratch.collect, before, dry_run=dry_run))
 
     async def _move(self, src, dst):
         await self._run(self._move_sync, self._full(src), self._full(dst))
@@ -202,7 +187,13 @@ class FilesystemDriver(base.Driver):
     def _move_sync(self, src, dst):
         if not os.path.isfile(src):
             raise base.ObjectNotFound(src)
-        self._publish(src, dst, exclusive=False)
+        try:
+            self._publish(src, dst, exclusive=False)
+        except FileNotFoundError:
+            if os.path.exists(src):
+                raise
+            # Moved or removed by another process since the check.
+            raise base.ObjectNotFound(src) from None
 
     async def _delete(self, path):
         await self._run(self._delete_sync, self._full(path))
@@ -256,6 +247,14 @@ class FilesystemDriver(base.Driver):
         for attempt in range(5):
             try:
                 os.makedirs(os.path.dirname(full), exist_ok=True)
+            except (FileExistsError, FileNotFoundError):
+                # makedirs found a parent made by another process, then
+                # not as a directory: removed again, left empty by a
+                # delete.  Not our object existing: try again.
+                if attempt == 4:
+                    raise
+                continue
+            try:
                 if exclusive:
                     os.link(tmp, full)
                 else:

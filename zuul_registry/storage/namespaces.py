@@ -9,7 +9,9 @@ is a registry host and names the namespace; the rest is the repository.
 Any other name belongs to the configured default namespace ("docker.io"
 unless configured).  So podman, mirroring through "HOST:PORT/docker.io",
 asks for "docker.io/library/alpine", docker, mirroring through "HOST:PORT",
-asks for "library/alpine", and both reach the same image.
+asks for "library/alpine", and both reach the same image.  A name is at
+most 255 characters spelled with its namespace ("docker.io/library/x"),
+so that spelling always resolves too.
 
 Each namespace is a separate storage area: its own blobs, uploads,
 manifests and tags.
@@ -51,4 +53,12 @@ class Namespaces:
                 raise oci.GrammarError('invalid registry host %r'
                                        % first[:100])
             return Repository(first, oci.check_name(rest))
-        return Repository(self.default_namespace, oci.check_name(name))
+        repository = Repository(self.default_namespace, oci.check_name(name))
+        # Its full spelling, which the catalog lists and tokens name, must
+        # resolve too; docker counts the length the same way.
+        if len(str(repository)) > oci.NAME_MAX_LENGTH:
+            raise oci.GrammarError('repository name longer than %d with '
+                                   'its namespace %s' % (
+                                       oci.NAME_MAX_LENGTH,
+                                       self.default_namespace))
+        return repository

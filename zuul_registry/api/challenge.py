@@ -1,0 +1,59 @@
+"""The Bearer challenge of a 401: where to fetch a token, and for what.
+
+The realm is `public-url` when configured.  Otherwise it is built from
+the Host header, so that clients reach the token endpoint the way they
+reached us; but only a Host that is a host name or IP address with an
+optional port is used, else the address the connection came in on, so
+that a client cannot put quotes or junk into the header.  Every value is
+sent as an RFC 9110 quoted-string.
+"""
+
+import re
+
+from zuul_registry import auth as auth_module
+from zuul_registry.api import base
+
+_LABEL = r'[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?'
+_HOST_RE = re.compile(r'(?:%s(?:\.%s)*|\[[0-9A-Fa-f:.]+\])(?::([0-9]{1,5}))?'
+                      % (_LABEL, _LABEL), re.ASCII)
+
+
+def bearer(request, scope=None):
+    """The WWW-Authenticate value asking for a token for `scope`."""
+    value = 'Bearer realm=%s,service=%s' % (_quoted(realm(request)),
+                                            _quoted(auth_module.SERVICE))
+    if scope:
+        value += ',scope=%s' % _quoted(scope)
+    return value
+
+
+def repository_scope(name, actions):
+    return 'repository:%s:%s' % (name, ','.join(actions))
+
+
+def realm(request):
+    public_url = request.app[base.CONFIG].public_url
+    if public_url:
+        return public_url + '/auth/token'
+    return '%s://%s/auth/token' % (request.scheme, _authority(request))
+
+
+def _authority(request):
+    """The Host header if it is a valid host[:port], else our address."""
+    host = request.headers.get('Host', '')
+    match = _HOST_RE.fullmatch(host)
+    if match and (match.group(1) is None or
+                  0 < int(match.group(1)) <= 65535):
+        return host
+    sockname = request.transport.get_extra_info('sockname') \
+        if request.transport is not None else None
+    if sockname:
+        address, port = sockname[:2]
+    else:
+        config = request.app[base.CONFIG]
+        address, port = config.address, config.port
+    return ('[%s]:%d' if ':' in address else '%s:%d') % (address, port)
+
+
+def _quoted(text):
+    return '"%s"' % text.replace('\\', '\\\\').replace('"', '\\"')
