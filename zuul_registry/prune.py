@@ -23,9 +23,12 @@ than GRACE and that a mark made after that found unneeded:
 4. Purging, for each namespace: a mark started now reads every manifest
    stored now; quarantined blobs it needs are restored, the others go if
    held longer than GRACE.  A PUT racing the purge either restored the
-   blob first (the purge then finds nothing to delete) or finds it gone
+   blob first (the purge then finds nothing to take) or finds it gone
    and fails: restoring and purging each take the one quarantined object
-   by a move or delete, and only one can get it.  GRACE (hours) is far
+   by a move, and only one can get it.  The purge moves it to a private
+   name first and reads its stamp again there, out of reach of any
+   restore or hold: a blob restored and held again since the purge was
+   decided (by another prune) has a fresh stamp and is put back.  GRACE (hours) is far
    longer than any request, so a client's HEAD that found a blob comes
    long before that blob can be purged.
 
@@ -222,6 +225,9 @@ class _Pruner:
         """Restore the held blobs needed, purge the others held longer
         than the grace period; the digests purged."""
         quarantine = self.storage.blobs.quarantine
+        if not self.dry_run:
+            await quarantine.recover(namespace,
+                                     before=time.time() - self.upload_expiry)
         purged = set()
         where = paths.namespace_root(namespace)
         for held in await quarantine.entries(namespace):
@@ -231,12 +237,13 @@ class _Pruner:
                 if not self.dry_run:
                     await quarantine.restore(namespace, held.digest)
             elif held.since < self.now - self.grace:
-                purged.add(held.digest)
-                self.summary.count('purged', held.size)
-                self._say('purge blob %s in %s (%d bytes)' % (
-                    held.digest, where, held.size))
-                if not self.dry_run:
-                    await quarantine.purge(namespace, held.digest)
+                if self.dry_run or await quarantine.purge(
+                        namespace, held.digest,
+                        held_before=self.now - self.grace):
+                    purged.add(held.digest)
+                    self.summary.count('purged', held.size)
+                    self._say('purge blob %s in %s (%d bytes)' % (
+                        held.digest, where, held.size))
             else:
                 self.summary.count('held')
         return purged
@@ -272,10 +279,16 @@ class _Pruner:
                 if digest not in purged:
                     continue
                 self.summary.count('links')
-                if not self.dry_run and await self.driver.stat(
-                        paths.blob(namespace, digest)) is None:
-                    await self.driver.delete(paths.layer_link(
-                        namespace, repository.name, digest))
+                if self.dry_run:
+                    continue
+                link = paths.layer_link(namespace, repository.name, digest)
+                await self.driver.delete(link)
+                # Pushed again meanwhile: its upload's link check may
+                # have come before our delete, so put the link back.
+                if await self.storage.blobs.stat(namespace,
+                                                 digest) is not None:
+                    await self.driver.put(link, b'')
+                    self.summary.count('links', number=-1)
 
     # -- leftovers --------------------------------------------------------
 

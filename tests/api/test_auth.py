@@ -1,5 +1,6 @@
 """Authentication and authorization: users, tokens, Basic, anonymous."""
 
+import asyncio
 import logging
 import time
 
@@ -171,6 +172,30 @@ async def test_basic_auth_on_the_api_works(secured):
     response = await secured.get('/v2/', headers={
         'Authorization': basic_auth(WRITER.name, 'wrong')})
     await assert_error(response, 401, 'UNAUTHORIZED')
+
+
+@pytest.mark.parametrize('path', ['/v2/', '/v2/org/img/tags/list',
+                                  '/auth/token'])
+async def test_non_ascii_basic_credentials_are_401_not_500(secured, path):
+    # b64decode refuses non-ASCII text with a plain ValueError.
+    response = await secured.get(path, headers={'Authorization': 'Basic é'})
+    await assert_error(response, 401, 'UNAUTHORIZED')
+
+
+@pytest.mark.parametrize('value', [b'Bearer \xff', b'Bearer a.\xc3.b',
+                                   b'Basic \xff'])
+async def test_undecodable_authorization_bytes_are_401_not_500(secured,
+                                                               value):
+    # The server decodes header bytes as UTF-8 with surrogate escapes,
+    # which PyJWT cannot encode back; no client library sends them.
+    reader, writer = await asyncio.open_connection(secured.server.host,
+                                                   secured.server.port)
+    writer.write(b'GET /v2/ HTTP/1.1\r\nHost: registry\r\nAuthorization: '
+                 + value + b'\r\nConnection: close\r\n\r\n')
+    response = await reader.read()
+    writer.close()
+    assert response.startswith(b'HTTP/1.1 401 '), response[:300]
+    assert b'"UNAUTHORIZED"' in response
 
 
 # 'secret' is what the registry this one replaces signed with.

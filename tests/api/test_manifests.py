@@ -122,6 +122,15 @@ async def test_manifest_with_wrong_layer_size_is_invalid(client):
     b'{"schemaVersion": 2, "config": {"digest": "sha256:x", "size": 1,'
     b' "mediaType": "a"}, "layers": []}',
     b'{"schemaVersion": 2, "manifests": "nope"}',
+    # A descriptor's digest that is no string (was a 500).
+    b'{"schemaVersion": 2, "config": {"digest": 5, "size": 1,'
+    b' "mediaType": "a"}, "layers": []}',
+    b'{"schemaVersion": 2, "manifests": [], "subject": {"digest": [],'
+    b' "size": 1, "mediaType": "a"}}',
+    # Not JSON as RFC 8259 and clients have it (json.loads took them).
+    '{"schemaVersion": 2, "manifests": []}'.encode('utf-16'),
+    b'{"schemaVersion": 2, "manifests": [], "annotations": {"a": NaN}}',
+    b'\xff\xfe',
 ])
 async def test_malformed_manifest_is_400_manifest_invalid(client, body):
     response = await client.put('/v2/org/img/manifests/v1', data=body,

@@ -128,6 +128,9 @@ async def test_delete_disabled_answers_405_unsupported_for_all_three(
                  '/v2/org/img/blobs/%s' % layer):
         response = await client.delete(path)
         await assert_error(response, 405, 'UNSUPPORTED')
+        # RFC 9110: a 405 names the methods the resource does answer.
+        assert response.headers['Allow'] == (
+            'GET, HEAD, PUT' if '/manifests/' in path else 'GET, HEAD')
     # Nothing was deleted.
     for path in ('/v2/org/img/manifests/v1', '/v2/org/img/blobs/%s' % layer):
         assert (await client.get(path)).status == 200

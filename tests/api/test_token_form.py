@@ -73,3 +73,13 @@ async def test_well_formed_password_grant_still_issues_a_token(secured):
                         options={'verify_signature': False})
     assert {a['name'] for a in claims['access']} == {'org/a', 'org/b'}
     assert body['refresh_token']
+
+
+@pytest.mark.parametrize('body', [b'', b'grant_type=client_credentials',
+                                  b'username=writer&password=w-pass-123'])
+async def test_unsupported_grant_type_is_400_not_405(secured, body):
+    # POST is this endpoint's method; RFC 6749 (5.2) answers an unknown
+    # grant_type with 400, and a 405 would have to carry Allow.
+    response = await secured.post('/auth/token', data=body,
+                                  headers={'Content-Type': FORM})
+    await assert_error(response, 400, 'UNSUPPORTED')

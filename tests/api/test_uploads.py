@@ -99,6 +99,20 @@ async def test_content_range_disagreeing_with_length_is_416(client):
     await assert_error(response, 416, 'BLOB_UPLOAD_INVALID')
 
 
+async def test_content_range_outside_the_ascii_grammar_is_416(client):
+    # Thousands of digits made int() raise (a 500); non-ASCII digits
+    # ("\u0660-\u0663" is 0-3) were taken as numbers.
+    location = (await start(client)).headers['Location']
+    for bad_range in ('0-' + '1' * 4400, '1' * 4400 + '-0',
+                      '\u0660-\u0663'):
+        response = await client.patch(location, data=b'abcd',
+                                      headers={'Content-Range': bad_range})
+        await assert_error(response, 416, 'BLOB_UPLOAD_INVALID')
+    response = await client.get(location)
+    assert response.status == 204
+    assert response.headers['Range'] == '0-0'
+
+
 async def test_digest_mismatch_is_400_and_nothing_is_stored(client):
     data = b'real content'
     wrong = digest_of(b'other content')

@@ -154,6 +154,9 @@ NO_QUERY = 'must not have a query or fragment'
     ('https://u:p@registry.example.com',
      'must not contain a user name or password'),
     ('https://registry.example.com:99999', 'has an invalid port'),
+    # urlsplit raises ValueError on these (escaped parse_config).
+    ('http://[', 'is not a valid URL: Invalid IPv6 URL'),
+    ('https://[::1:5000/', 'is not a valid URL: Invalid IPv6 URL'),
 ])
 def test_public_url_must_be_a_plain_http_url(url, message):
     assert problems(**{'public-url': url}) == [
@@ -336,6 +339,20 @@ def test_load_config_reports_yaml_syntax_errors_with_a_line(tmp_path):
     [problem] = raised.value.problems
     assert problem.startswith(f'{path}, line 3, column ')
     assert 'invalid YAML' in problem
+
+
+@pytest.mark.parametrize('text', [
+    '[' * 1100, '{a: ' * 1100,     # PyYAML composes these recursively
+    'registry: &a [*a]\n',         # an alias inside its own anchor
+    'registry:\n  users: &u [{name: x, pass: y, access: read, more: *u}]\n',
+])
+def test_load_config_reports_endless_nesting(tmp_path, text):
+    # Both were RecursionError, not the ConfigError check-config prints.
+    path = tmp_path / 'deep.yaml'
+    path.write_text(text)
+    with pytest.raises(ConfigError) as raised:
+        load_config(str(path), environ={})
+    assert raised.value.problems
 
 
 def test_load_config_refuses_duplicate_keys(tmp_path):

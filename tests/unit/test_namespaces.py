@@ -106,6 +106,18 @@ def test_the_whole_name_including_host_is_at_most_255_characters(
         namespaced.resolve(host + '/' + repository + 'a')
 
 
+def test_a_name_in_the_default_namespace_counts_the_namespace_too(
+        namespaced):
+    # "docker.io/" + name is how the catalog lists it and tokens name it;
+    # that spelling must resolve to the same repository.
+    name = 'library/' + 'a' * (255 - len('docker.io/library/'))
+    repository = namespaced.resolve(name)
+    assert namespaced.resolve(str(repository)) == repository
+    with pytest.raises(oci.GrammarError):
+        namespaced.resolve(name + 'a')
+    assert Namespaces().resolve(name + 'a').name == name + 'a'
+
+
 def test_a_configured_default_namespace_is_used():
     namespaces = Namespaces(namespaced=True,
                             default_namespace='registry.example.com')

@@ -143,6 +143,15 @@ def test_malformed_digest_is_refused(text):
         oci.Digest.parse(text)
 
 
+@pytest.mark.parametrize('value', [
+    5, 0, 1.5, True, [], ['sha256:' + SHA256_HEX], {}, b'sha256:x',
+])
+def test_a_digest_that_is_no_string_is_refused(value):
+    # A manifest descriptor's digest may be any JSON value (was TypeError).
+    with pytest.raises(oci.GrammarError):
+        oci.Digest.parse(value)
+
+
 # -- hosts --------------------------------------------------------------------
 
 @pytest.mark.parametrize('component', [

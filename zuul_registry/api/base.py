@@ -55,9 +55,13 @@ def upload_id(request):
 
 
 def require_deletion(request):
-    """405 UNSUPPORTED unless the configuration allows deleting."""
+    """405 UNSUPPORTED unless the configuration allows deleting, with the
+    Allow header RFC 9110 asks of every 405: the route's other methods."""
     if not request.app[CONFIG].delete_enabled:
-        raise errors.Unsupported('deletion is disabled on this registry')
+        allowed = sorted({route.method for route in
+                          request.match_info.route.resource} - {'DELETE'})
+        raise errors.Unsupported('deletion is disabled on this registry',
+                                 headers={'Allow': ', '.join(allowed)})
 
 
 async def body_blocks(request, block_size=BODY_BLOCK_SIZE):

@@ -7,6 +7,10 @@ when namespaces are on, "_default" otherwise)::
     NS/_quarantine/ALG/HEX[:2]/HEX             blob bytes garbage collection
                                                took out, until purged
     NS/_quarantine_since/ALG/HEX               empty: since when (mtime)
+    NS/_purging/TOKEN/ALG/HEX                  a blob a purge took out of
+                                               the quarantine, until it has
+                                               checked it may destroy it;
+                                               TOKEN is TIME-RANDOM
     NS/_uploads/ID/_info                       JSON: repository, start time
     NS/_uploads/ID/_alive                      empty: rewritten while a chunk
                                                streams in
@@ -69,6 +73,15 @@ def quarantine_stamps(namespace):
 def quarantine_since(namespace, digest):
     return '%s/%s/%s' % (quarantine_stamps(namespace), digest.algorithm,
                          digest.hex)
+
+
+def purging(namespace):
+    return '%s/_purging' % namespace_root(namespace)
+
+
+def purging_blob(namespace, token, digest):
+    return '%s/%s/%s/%s' % (purging(namespace), token, digest.algorithm,
+                            digest.hex)
 
 
 def uploads(namespace):

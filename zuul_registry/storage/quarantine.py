@@ -23,6 +23,8 @@ object, and the driver lets only one of them find it.
 """
 
 import logging
+import time
+import uuid
 from typing import NamedTuple
 
 from zuul_registry import oci
@@ -76,12 +78,65 @@ class Quarantine:
                  paths.namespace_root(namespace))
         return True
 
-    async def purge(self, namespace, digest):
-        """Destroy a quarantined blob and its stamp."""
-        await self.driver.delete(paths.quarantined(namespace, digest))
+    async def purge(self, namespace, digest, *, held_before):
+        """Destroy a quarantined blob if it is held since before
+        `held_before`; whether it did.
+
+        The decision to purge was made on a stamp read earlier, and the
+        blob may have been restored and held again since (by another
+        prune).  So the blob is first taken to a private name, where no
+        restore or hold can reach it, and only then is the stamp read
+        again: a fresh or missing one puts it back.
+        """
+        source = paths.quarantined(namespace, digest)
+        token = '%d-%s' % (time.time(), uuid.uuid4().hex[:12])
+        private = paths.purging_blob(namespace, token, digest)
+        try:
+            await self.driver.move(source, private)
+        except driver_base.ObjectNotFound:
+            return False   # restored or purged meanwhile
+        stamp = await self.driver.stat(paths.quarantine_since(namespace,
+                                                              digest))
+        if stamp is None or stamp.mtime >= held_before:
+            await self._put_back(private, source)
+            return False
+        await self.driver.delete(private)
         await self.driver.delete(paths.quarantine_since(namespace, digest))
         log.info('Blob %s of %s purged', digest,
                  paths.namespace_root(namespace))
+        return True
+
+    async def _put_back(self, private, source):
+        if await self.driver.stat(source) is None:
+            try:
+                await self.driver.move(private, source)
+                return
+            except driver_base.ObjectNotFound:
+                pass
+        await self.driver.delete(private)   # a copy is there already
+
+    async def recover(self, namespace, *, before):
+        """Put back into the quarantine what a purge that crashed (its
+        token older than `before`) left under a private name."""
+        root = paths.purging(namespace)
+        for token in await self.driver.list(root):
+            try:
+                started = int(token.split('-', 1)[0])
+            except ValueError:
+                continue
+            if started >= before:
+                continue
+            for algorithm in await self.driver.list(root + '/' + token):
+                for hex_ in await self.driver.list(
+                        '%s/%s/%s' % (root, token, algorithm)):
+                    try:
+                        digest = oci.Digest.parse(algorithm + ':' + hex_)
+                    except oci.GrammarError:
+                        continue
+                    await self._put_back(
+                        paths.purging_blob(namespace, token, digest),
+                        paths.quarantined(namespace, digest))
+            await self.driver.delete(root + '/' + token)
 
     async def entries(self, namespace):
         """Every quarantined blob of the namespace, as Held.
