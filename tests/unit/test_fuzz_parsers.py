@@ -544,7 +544,7 @@ yaml_texts = st.one_of(
                      'registry: !!binary aGk=', '%YAML 9.9\n---\n']))
 
 
-@settings(max_examples=60)
+@settings(max_examples=fuzz.examples(60))
 @given(yaml_texts)
 @example('[' * 1100)
 @example('{a: ' * 1100)

@@ -205,15 +205,19 @@ class Manifests:
         if await self.blobs.stat(namespace, digest) is None:
             await self.driver.put(paths.blob(namespace, digest), body)
         await self.blobs.link(repository, digest)
+        # The tag before the revision, the reverse of a DELETE's order:
+        # a tag put back here is then either seen by a DELETE still
+        # listing tags, or its revision, removed earlier, is put back
+        # just below.  Never a tag without its revision.
+        if not oci.is_digest(reference):
+            tag = paths.tag(namespace, name, reference)
+            if await self.driver.stat(tag) is None:
+                await self.driver.put(tag, str(digest).encode('ascii'))
         revision = paths.revision(namespace, name, digest)
         if await self.driver.stat(revision) is None:
             await self.driver.put(revision, _revision(media_type))
             log.info('Manifest %s of %s: revision removed meanwhile, '
                      'restored', digest, repository)
-        if not oci.is_digest(reference):
-            tag = paths.tag(namespace, name, reference)
-            if await self.driver.stat(tag) is None:
-                await self.driver.put(tag, str(digest).encode('ascii'))
         for descriptor in blobs:
             if not _distributable(descriptor):
                 continue

@@ -128,7 +128,8 @@ class Uploads:
         if actual != digest.hex:
             # Chunks that vanished while we hashed were taken by a
             # completion racing this one: it won, this one is unknown.
-            if actual is None or \
+            if actual is None or await self.driver.stat(paths.upload_info(
+                    namespace, upload_id)) is None or \
                     (await self._parts(namespace, upload_id))[0] != parts:
                 raise errors.UploadUnknown('upload %s completed or '
                                            'cancelled meanwhile' % upload_id)
@@ -141,6 +142,9 @@ class Uploads:
         # Even a failed commit may consume chunks: a retry must not trust
         # the hash of what it finds then.
         self._hashes.pop(upload_id, None)
+        # Its _info goes first: a completion racing this one that finds
+        # the chunks gone then knows it lost, and is not a digest error.
+        await self.driver.delete(paths.upload_info(namespace, upload_id))
         try:
             await self.blobs.commit(repository, digest, parts)
         except driver_base.ObjectNotFound:
