@@ -26,10 +26,10 @@ TAG_RE = re.compile(r'[a-zA-Z0-9_][a-zA-Z0-9._-]{0,127}')
 # 1-65535 without leading zeros, so one host:port has one spelling (one
 # namespace).
 _HOST_LABEL = r'[a-z0-9](?:[a-z0-9-]*[a-z0-9])?'
-_PORT = (r'(?:[1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}'
+PORT_PATTERN = (r'(?:[1-9][0-9]{0,3}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}'
          r'|655[0-2][0-9]|6553[0-5])')
 HOST_RE = re.compile(r'%s(?:\.%s)*(?::%s)?' % (_HOST_LABEL, _HOST_LABEL,
-                                               _PORT))
+                                               PORT_PATTERN))
 DIGEST_RE = re.compile(r'([a-z0-9]+(?:[+._-][a-z0-9]+)*):([a-zA-Z0-9=_-]+)')
 # A random (version 4) UUID in its canonical form, as the spec asks.
 UPLOAD_ID_RE = re.compile(

@@ -54,11 +54,10 @@ import json
 import logging
 import time
 
-from zuul_registry import oci
 from zuul_registry.drivers import base as driver_base
 from zuul_registry.gc.mark import Marker
 from zuul_registry.gc.summary import Summary
-from zuul_registry.storage import Storage, paths
+from zuul_registry.storage import Storage, listing, paths
 from zuul_registry.storage.namespaces import Namespaces, Repository
 
 log = logging.getLogger('zuul_registry.prune')
@@ -183,7 +182,7 @@ class _Pruner:
         stat = await self.driver.stat(path)
         if stat is None or stat.mtime >= cutoff:
             return False
-        subject = await self.storage.manifests._stored_subject(
+        subject = await self.storage.manifests.stored_subject(
             repository.namespace, digest)
         # As a DELETE: the revision first, then the tags (see the
         # module's docstring and Manifests.delete).
@@ -252,7 +251,7 @@ class _Pruner:
         """Quarantine the blobs no manifest needs, once an upload's age
         old (a push stores its blobs before its manifest)."""
         root = '%s/_blobs' % paths.namespace_root(namespace)
-        digests = await _digests(self.driver, root, levels=2)
+        digests = await listing.digests(self.driver, root, levels=2)
         stats = await self._gather(self.driver.stat(paths.blob(namespace, d))
                                    for d in digests)
         cutoff = self.now - self.upload_expiry
@@ -264,10 +263,8 @@ class _Pruner:
                 continue
             self._say('quarantine blob %s in %s (%d bytes)' % (
                 digest, paths.namespace_root(namespace), stat.size))
-            if self.dry_run:
-                self.summary.count('quarantined', stat.size)
-            elif await self.storage.blobs.quarantine.hold(namespace,
-                                                          digest):
+            if self.dry_run or await self.storage.blobs.quarantine.hold(
+                    namespace, digest):
                 self.summary.count('quarantined', stat.size)
 
     async def _links(self, namespace, purged):
@@ -275,7 +272,7 @@ class _Pruner:
         unless pushed again meanwhile."""
         for repository in await self._repositories(namespace):
             root = '%s/_layers' % paths.repository(namespace, repository.name)
-            for digest in await _digests(self.driver, root, levels=1):
+            for digest in await listing.digests(self.driver, root, levels=1):
                 if digest not in purged:
                     continue
                 self.summary.count('links')
@@ -309,7 +306,7 @@ async def _revisions(driver, repository):
     """{digest: (mtime, media type)} of the repository's manifests."""
     root = paths.revisions(repository.namespace, repository.name)
     found = {}
-    for digest in await _digests(driver, root, levels=1):
+    for digest in await listing.digests(driver, root, levels=1):
         path = paths.revision(repository.namespace, repository.name, digest)
         try:
             stat = await driver.stat(path)
@@ -318,23 +315,4 @@ async def _revisions(driver, repository):
             continue
         if stat is not None:
             found[digest] = (stat.mtime, media_type)
-    return found
-
-
-async def _digests(driver, root, *, levels):
-    """The digests under root/ALG/..., `levels` directories deep."""
-    found = []
-    for algorithm in await driver.list(root):
-        directories = [root + '/' + algorithm]
-        for _ in range(levels - 1):
-            directories = [directory + '/' + name
-                           for directory in directories
-                           for name in await driver.list(directory)]
-        for directory in directories:
-            for name in await driver.list(directory):
-                try:
-                    found.append(oci.Digest.parse(algorithm + ':' + name))
-                except oci.GrammarError:
-                    log.warning('Not a digest, left alone: %s/%s',
-                                directory, name)
     return found

@@ -14,13 +14,15 @@ import time
 
 import pytest
 
-from tests.api.helpers import OCI_MANIFEST, digest_of, image_manifest, \
-    make_config, push_blob, push_image
+from tests.api.helpers import OCI_MANIFEST, assert_error, digest_of, \
+    image_manifest, make_config, push_blob, push_image
 from tests.api.test_prune import GAP, PAST_GRACE
+from zuul_registry import oci
 from zuul_registry.app import make_app
 from zuul_registry.drivers.filesystem import FilesystemDriver
 from zuul_registry.prune import prune
-from zuul_registry.storage import uploads as uploads_module
+from zuul_registry.storage import paths, uploads as uploads_module
+from zuul_registry.storage.quarantine import Quarantine
 
 
 class Interleaved:
@@ -256,3 +258,92 @@ async def test_a_blob_uploaded_after_the_mark_survives(client, run_prune):
     await put_manifest(client, 'org/img', 'v1', body)
     await run_prune(grace=PAST_GRACE)
     await assert_complete(client, 'org/img', 'v1', body)
+
+
+async def test_a_blob_purged_under_a_manifest_put_is_manifest_blob_unknown(
+        make_driver, aiohttp_client, tmp_path):
+    # The rare end of the invariant: a purge wins against a PUT that
+    # already checked its blobs; the PUT must not be acknowledged.
+    root = tmp_path / 'data'
+    config = make_config(root)
+    plain = await aiohttp_client(make_app(config, driver=make_driver()))
+    _, body = await push_image(plain, 'org/img', 'v1', layer=b'doomed')
+    layer = oci.Digest.parse(json.loads(body)['layers'][0]['digest'])
+    again = reuse(body)
+    storage = None
+
+    async def purge_layer():
+        quarantine = Quarantine(storage)
+        assert await quarantine.hold(None, layer)
+        assert await quarantine.purge(None, layer,
+                                      held_before=time.time() + 3600)
+
+    storage = make_driver() or FilesystemDriver(str(root))
+    client = await aiohttp_client(make_app(config, driver=Interleaved(
+        storage, 'put', '/_revisions/', purge_layer)))
+    response = await client.put('/v2/org/img/manifests/v2', data=again,
+                                headers={'Content-Type': OCI_MANIFEST})
+    await assert_error(response, 400, 'MANIFEST_BLOB_UNKNOWN')
+
+
+async def test_a_chunk_whose_upload_was_collected_meanwhile_is_refused(
+        make_driver, aiohttp_client, tmp_path):
+    root = tmp_path / 'data'
+    config = make_config(root)
+    storage = make_driver() or FilesystemDriver(str(root))
+    upload = {}
+
+    async def collect_upload():
+        await storage.delete(upload['path'])
+
+    client = await aiohttp_client(make_app(config, driver=Interleaved(
+        storage, 'write', '/_chunks/', collect_upload)))
+    response = await client.post('/v2/org/img/blobs/uploads/')
+    location = response.headers['Location']
+    upload['path'] = '_default/_uploads/' + location.rsplit('/', 1)[1]
+    response = await client.patch(location, data=b'x' * 1000)
+    await assert_error(response, 404, 'BLOB_UPLOAD_UNKNOWN')
+    assert await storage.list(upload['path']) == []
+
+
+async def test_a_purge_interrupted_by_a_crash_is_put_back(
+        client, storage_driver, run_prune):
+    _, body = await old_base(client)
+    await run_prune()
+    driver = storage_driver()
+    try:
+        held = await Quarantine(driver).entries(None)
+        assert held
+        # What a purge that moved a blob aside and then died leaves.
+        stale = '%d-%s' % (time.time() - 7200, 'crashed')
+        await driver.move(paths.quarantined(None, held[0].digest),
+                          paths.purging_blob(None, stale, held[0].digest))
+    finally:
+        await driver.close()
+    summary = await run_prune()
+    assert summary.objects['held'] == len(held)
+    driver = storage_driver()
+    try:
+        assert await driver.list(paths.purging(None)) == []
+    finally:
+        await driver.close()
+
+
+async def test_a_blob_pushed_again_while_it_is_purged_stays_linked(
+        client, run_prune):
+    _, body = await old_base(client)
+    layer = json.loads(body)['layers'][0]['digest']
+    await run_prune()
+
+    async def push_again():
+        assert await push_blob(client, 'old/base', b'old base layer') \
+            == layer
+
+    hook = Interleaved(None, 'delete', '/_layers/', push_again)
+    summary = await run_prune(
+        grace=PAST_GRACE,
+        wrap=lambda driver: setattr(hook, '_driver', driver) or hook)
+    assert hook.ran and summary.objects['purged'] >= 1
+    response = await client.get('/v2/old/base/blobs/' + layer)
+    assert (response.status, await response.read()) == (200,
+                                                         b'old base layer')

@@ -13,6 +13,7 @@ docstring.
 
 import asyncio
 import collections
+import contextlib
 import hashlib
 import json
 import os
@@ -324,6 +325,22 @@ class Registry:
                       if not image.busy]
         return self.rng.choice(candidates) if candidates else None
 
+    @contextlib.asynccontextmanager
+    async def _claim(self):
+        """An acknowledged image, locked and marked busy (its promise may
+        change while a client deletes it); None when there is none."""
+        image = self._pick()
+        if image is None:
+            yield None
+            return
+        async with self.locks[image.key]:
+            if self.images.get(image.key) is not image:
+                yield None
+                return
+            image.busy = True
+            image.version += 1
+            yield image
+
     def _still_promised(self, image, version, reference):
         return (self.images.get(image.key) is image and not image.busy
                 and image.version == version
@@ -364,14 +381,9 @@ class Registry:
 
     async def delete(self):
         """(d) An acknowledged image, by digest."""
-        image = self._pick()
-        if image is None:
-            return
-        async with self.locks[image.key]:
-            if self.images.get(image.key) is not image:
+        async with self._claim() as image:
+            if image is None:
                 return
-            image.busy = True
-            image.version += 1
             response = await self.request(
                 'DELETE', '/v2/%s/manifests/%s' % (image.repository,
                                                    image.digest),
@@ -389,14 +401,9 @@ class Registry:
     async def race_delete_and_put(self):
         """(e) DELETE by digest racing a PUT of the same manifest under
         a new tag; then see what won, and keep the record right."""
-        image = self._pick()
-        if image is None:
-            return
-        async with self.locks[image.key]:
-            if self.images.get(image.key) is not image:
+        async with self._claim() as image:
+            if image is None:
                 return
-            image.busy = True
-            image.version += 1
             tag = 'race%d' % self.next_serial()
 
             async def delete():

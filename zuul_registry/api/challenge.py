@@ -11,11 +11,13 @@ sent as an RFC 9110 quoted-string.
 import re
 
 from zuul_registry import auth as auth_module
+from zuul_registry import oci
 from zuul_registry.api import base
 
+# Host names in any case (Host is case-insensitive), IPv4, or [IPv6].
 _LABEL = r'[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?'
-_HOST_RE = re.compile(r'(?:%s(?:\.%s)*|\[[0-9A-Fa-f:.]+\])(?::([0-9]{1,5}))?'
-                      % (_LABEL, _LABEL), re.ASCII)
+_HOST_RE = re.compile(r'(?:%s(?:\.%s)*|\[[0-9A-Fa-f:.]+\])(?::%s)?'
+                      % (_LABEL, _LABEL, oci.PORT_PATTERN), re.ASCII)
 
 
 def bearer(request, scope=None):
@@ -41,9 +43,7 @@ def realm(request):
 def _authority(request):
     """The Host header if it is a valid host[:port], else our address."""
     host = request.headers.get('Host', '')
-    match = _HOST_RE.fullmatch(host)
-    if match and (match.group(1) is None or
-                  0 < int(match.group(1)) <= 65535):
+    if _HOST_RE.fullmatch(host):
         return host
     sockname = request.transport.get_extra_info('sockname') \
         if request.transport is not None else None

@@ -8,8 +8,7 @@ quarantined one: a manifest being marked is needed, and so is its body.
 
 import logging
 
-from zuul_registry import oci
-from zuul_registry.storage import errors, manifests, paths
+from zuul_registry.storage import errors, listing, manifests, paths
 
 log = logging.getLogger('zuul_registry.gc.mark')
 
@@ -26,8 +25,11 @@ class Marker:
         """The digests of every blob the repositories' manifests need."""
         needed = set()
         for repository in repositories:
-            roots = [digest for digest in await self._stored(repository)
-                     if digest not in self.skip]
+            stored = await listing.digests(
+                self.storage.driver,
+                paths.revisions(repository.namespace, repository.name),
+                levels=1)
+            roots = [digest for digest in stored if digest not in self.skip]
             await self.reach(repository, roots, needed=needed)
         return needed
 
@@ -54,15 +56,6 @@ class Marker:
                 queue.append(parsed.subject)
         return reached
 
-    async def _stored(self, repository):
-        root = paths.revisions(repository.namespace, repository.name)
-        found = []
-        driver = self.storage.driver
-        for algorithm in await driver.list(root):
-            for hex_ in await driver.list(root + '/' + algorithm):
-                found.append(_digest(algorithm, hex_))
-        return [digest for digest in found if digest is not None]
-
     async def _parse(self, repository, digest):
         if digest in self._parsed:
             return self._parsed[digest]
@@ -78,9 +71,3 @@ class Marker:
         self._parsed[digest] = parsed
         return parsed
 
-
-def _digest(algorithm, hex_):
-    try:
-        return oci.Digest.parse(algorithm + ':' + hex_)
-    except oci.GrammarError:
-        return None

@@ -10,6 +10,8 @@ import asyncio
 import logging
 import random
 
+from zuul_registry.prune import prune
+
 log = logging.getLogger('zuul_registry.gc.schedule')
 
 
@@ -27,7 +29,6 @@ def scheduled_prune(config, storage_key):
 
 
 async def _loop(config, app, storage_key):
-    from zuul_registry.prune import prune
     while True:
         await asyncio.sleep(config.prune_interval *
                             random.uniform(0.9, 1.1))

@@ -202,9 +202,11 @@ class Manifests:
         one purged is an error, and nothing is acknowledged.
         """
         namespace, name = repository.namespace, repository.name
+        # Links were written before (put_small, _check_references) and
+        # only a purge removes them, of blobs that are gone: checking
+        # that the blobs are here is enough.
         if await self.blobs.stat(namespace, digest) is None:
             await self.driver.put(paths.blob(namespace, digest), body)
-        await self.blobs.link(repository, digest)
         # The tag before the revision, the reverse of a DELETE's order:
         # a tag put back here is then either seen by a DELETE still
         # listing tags, or its revision, removed earlier, is put back
@@ -225,7 +227,6 @@ class Manifests:
                 raise errors.ManifestBlobUnknown(
                     'blob %s was collected while the manifest was stored'
                     % descriptor.digest)
-            await self.blobs.link(repository, descriptor.digest)
         for descriptor in children:
             if await self.blobs.stat(namespace, descriptor.digest) is None:
                 raise errors.ManifestBlobUnknown(
@@ -319,7 +320,6 @@ class Manifests:
         digest = oci.Digest.parse(reference)
         revision = paths.revision(namespace, name, digest)
         existed = await self.driver.stat(revision) is not None
-        subject = await self._stored_subject(namespace, digest)
         # The revision goes first, the tags after: a PUT of the same
         # manifest racing this checks its revision after writing its tag
         # (Manifests._settle), so it either sees this removal and undoes
@@ -330,6 +330,7 @@ class Manifests:
         if not existed and not tags:
             raise errors.ManifestUnknown(
                 'manifest %s unknown in %s' % (digest, repository))
+        subject = await self.stored_subject(namespace, digest)
         for tag in tags:
             await self.driver.delete(paths.tag(namespace, name, tag))
             log.info('Tag %s of %s deleted with manifest %s', tag,
@@ -351,7 +352,7 @@ class Manifests:
                 found.append(tag)
         return found
 
-    async def _stored_subject(self, namespace, digest):
+    async def stored_subject(self, namespace, digest):
         try:
             doc = json.loads(await self.blobs.get_small(namespace, digest))
             return referrers.subject_of(doc) if isinstance(doc, dict) \

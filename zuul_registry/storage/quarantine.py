@@ -29,7 +29,7 @@ from typing import NamedTuple
 
 from zuul_registry import oci
 from zuul_registry.drivers import base as driver_base
-from zuul_registry.storage import paths
+from zuul_registry.storage import listing, paths
 
 log = logging.getLogger('zuul_registry.storage.quarantine')
 
@@ -47,22 +47,19 @@ class Quarantine:
         self.driver = driver
 
     async def hold(self, namespace, digest):
-        """Move a blob out of the blob store; its size, or None if it
-        was not there (restored or collected by someone else)."""
-        stat = await self.driver.stat(paths.blob(namespace, digest))
-        if stat is None:
-            return None
+        """Move a blob out of the blob store; whether it was there (not
+        restored or collected by someone else meanwhile)."""
         # The time stamp first: a crash between the two leaves a stamp
-        # without a blob, which purging removes.
+        # without a blob, which `entries` removes.
         await self.driver.put(paths.quarantine_since(namespace, digest), b'')
         try:
             await self.driver.move(paths.blob(namespace, digest),
                                    paths.quarantined(namespace, digest))
         except driver_base.ObjectNotFound:
-            return None
-        log.info('Blob %s of %s quarantined (%d bytes)', digest,
-                 paths.namespace_root(namespace), stat.size)
-        return stat.size
+            return False
+        log.info('Blob %s of %s quarantined', digest,
+                 paths.namespace_root(namespace))
+        return True
 
     async def restore(self, namespace, digest):
         """Bring a quarantined blob back; whether it was there."""
@@ -126,16 +123,11 @@ class Quarantine:
                 continue
             if started >= before:
                 continue
-            for algorithm in await self.driver.list(root + '/' + token):
-                for hex_ in await self.driver.list(
-                        '%s/%s/%s' % (root, token, algorithm)):
-                    try:
-                        digest = oci.Digest.parse(algorithm + ':' + hex_)
-                    except oci.GrammarError:
-                        continue
-                    await self._put_back(
-                        paths.purging_blob(namespace, token, digest),
-                        paths.quarantined(namespace, digest))
+            for digest in await listing.digests(self.driver,
+                                                root + '/' + token, levels=1):
+                await self._put_back(
+                    paths.purging_blob(namespace, token, digest),
+                    paths.quarantined(namespace, digest))
             await self.driver.delete(root + '/' + token)
 
     async def entries(self, namespace):
@@ -144,31 +136,15 @@ class Quarantine:
         A blob without a stamp (a crash between stamp and move, in an
         older layout) is stamped now; a stamp without a blob is removed.
         """
+        stamps = await listing.digests(
+            self.driver, paths.quarantine_stamps(namespace), levels=1)
         held = []
-        root = paths.quarantine(namespace)
-        stamped = set()
-        for algorithm in await self.driver.list(
-                paths.quarantine_stamps(namespace)):
-            for hex_ in await self.driver.list(
-                    paths.quarantine_stamps(namespace) + '/' + algorithm):
-                stamped.add((algorithm, hex_))
-        for algorithm in await self.driver.list(root):
-            for prefix in await self.driver.list(root + '/' + algorithm):
-                for hex_ in await self.driver.list(
-                        '%s/%s/%s' % (root, algorithm, prefix)):
-                    stamped.discard((algorithm, hex_))
-                    try:
-                        digest = oci.Digest.parse(algorithm + ':' + hex_)
-                    except oci.GrammarError:
-                        continue
-                    entry = await self._entry(namespace, digest)
-                    if entry is not None:
-                        held.append(entry)
-        for algorithm, hex_ in sorted(stamped):
-            try:
-                digest = oci.Digest.parse(algorithm + ':' + hex_)
-            except oci.GrammarError:
-                continue
+        for digest in await listing.digests(
+                self.driver, paths.quarantine(namespace), levels=2):
+            entry = await self._entry(namespace, digest)
+            if entry is not None:
+                held.append(entry)
+        for digest in set(stamps) - {entry.digest for entry in held}:
             if await self.driver.stat(
                     paths.quarantined(namespace, digest)) is None:
                 await self.driver.delete(
