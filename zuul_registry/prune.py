@@ -37,10 +37,13 @@ kept manifest reaches them.  Expiring removes the revision first and the
 tags after, as a client DELETE does, and then looks again: a tag written
 since the decision (a re-push under any tag rewrites its tag object)
 brings the revision back, and the re-push's own check after writing its
-tag (rule 3) restores a revision removed under it.  What remains
-unguarded is a re-push under the same tag landing within the
-microseconds between prune's last look at that tag and its deletion;
-the manifest then stays, untagged.
+tag (rule 3) restores a revision removed under it and then looks at its
+tag again.  A re-push under the same tag that lands between prune's last
+look at that tag and its deletion is seen afterwards (the revision is
+back): prune puts the tags it removed back, unless written anew.  What
+remains unguarded is a PUT *moving* such a tag to another manifest in
+those microseconds: the move is lost (the driver contract has no
+conditional delete to close it).
 
 Uploads untouched for UPLOAD_EXPIRY go; a chunk streaming in rewrites
 its upload's _alive object every minute (storage/uploads.py), and a chunk
@@ -188,27 +191,41 @@ class _Pruner:
         # module's docstring and Manifests.delete).
         await self.driver.delete(path)
         tags = await self._tag_ages(repository, digest)
-        removed = 0
+        removed = []
         if not any(age >= cutoff for age in tags.values()):
             for tag in tags:
                 await self.driver.delete(paths.tag(
                     repository.namespace, repository.name, tag))
-                removed += 1
+                removed.append(tag)
         if await self.driver.stat(path) is not None or any(
                 age >= cutoff for age in
                 (await self._tag_ages(repository, digest)).values()):
+            # Pushed again meanwhile, perhaps under a tag we had just
+            # looked at: put back the revision and the tags we removed,
+            # unless a tag was written anew since.
             await self.driver.put(path, json.dumps(
                 {'mediaType': media_type}).encode('utf8'))
-            self.summary.count('tags', number=removed)
+            for tag in removed:
+                await self._put_back_tag(repository, tag, digest)
             self.report('kept manifest %s in %s: pushed again while it was '
                         'expired' % (digest, repository))
             return False
         if subject is not None:
             await self.storage.referrers.remove(repository, subject, digest)
         self.summary.count('manifests')
-        self.summary.count('tags', number=removed)
+        self.summary.count('tags', number=len(removed))
         self._say('remove ' + line)
         return True
+
+    async def _put_back_tag(self, repository, tag, digest):
+        async def named():
+            yield str(digest).encode('ascii')
+        try:
+            await self.driver.write(
+                paths.tag(repository.namespace, repository.name, tag),
+                named(), exclusive=True)
+        except driver_base.AlreadyExists:
+            pass   # written anew since: the newer one stays
 
     async def _tag_ages(self, repository, digest):
         """{tag: time its object was written} of the tags naming digest."""

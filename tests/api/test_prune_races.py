@@ -9,6 +9,7 @@ past the grace period.
 """
 
 import asyncio
+import functools
 import json
 import time
 
@@ -347,3 +348,65 @@ async def test_a_blob_pushed_again_while_it_is_purged_stays_linked(
     response = await client.get('/v2/old/base/blobs/' + layer)
     assert (response.status, await response.read()) == (200,
                                                          b'old base layer')
+
+
+async def test_a_push_again_under_the_same_tag_while_it_is_expired(
+        client, run_prune):
+    # The PUT lands between prune's last look at the tag (old) and its
+    # deletion: prune sees the push again afterwards and puts the tag
+    # back.
+    digest, old = await old_base(client)
+    hook = Interleaved(None, 'delete', '/_tags/', lambda: put_manifest(
+        client, 'old/base', 'v1', old))
+    summary = await run_prune(
+        wrap=lambda driver: setattr(hook, '_driver', driver) or hook)
+    assert hook.ran and summary.objects['manifests'] == 0
+    await run_prune(grace=PAST_GRACE)
+    await assert_complete(client, 'old/base', 'v1', old)
+
+
+async def test_a_push_again_whose_check_outlasts_the_expiry(
+        make_driver, aiohttp_client, tmp_path, run_prune):
+    # Prune looks at the revision (old), the PUT writes it, prune
+    # removes it and looks at the tags (old), the PUT writes its tag and
+    # checks it, prune removes it and finds nothing pushed again; then
+    # the PUT finds its revision gone, puts it back, and must look at
+    # its tag again.
+    root = tmp_path / 'data'
+    config = make_config(root)
+    plain = await aiohttp_client(make_app(config, driver=make_driver()))
+    digest, old = await old_base(plain)
+    steps = {name: asyncio.Event() for name in (
+        'put started', 'revision looked at', 'revision written',
+        'tags looked at', 'tag checked', 'pruned')}
+
+    async def step(done, then):
+        steps[done].set()
+        await steps[then].wait()
+
+    def wrapped(driver, *rules):
+        for method, part, done, then in rules:
+            driver = Interleaved(driver, method, part,
+                                 functools.partial(step, done, then))
+        return driver
+
+    client = await aiohttp_client(make_app(config, driver=wrapped(
+        make_driver() or FilesystemDriver(str(root)),
+        ('put', '/_revisions/', 'put started', 'revision looked at'),
+        ('put', '/_tags/', 'revision written', 'tags looked at'),
+        ('stat', '/_revisions/', 'tag checked', 'pruned'))))
+    putting = asyncio.create_task(put_manifest(client, 'old/base', 'v1',
+                                               old))
+    await steps['put started'].wait()
+    try:
+        await run_prune(wrap=lambda driver: wrapped(
+            driver,
+            ('delete', '/_revisions/', 'revision looked at',
+             'revision written'),
+            ('delete', '/_tags/', 'tags looked at', 'tag checked')))
+    finally:
+        steps['pruned'].set()
+    await putting
+    await assert_complete(client, 'old/base', 'v1', old)
+    await run_prune(grace=PAST_GRACE)
+    await assert_complete(client, 'old/base', 'v1', old)

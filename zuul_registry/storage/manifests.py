@@ -210,16 +210,16 @@ class Manifests:
         # The tag before the revision, the reverse of a DELETE's order:
         # a tag put back here is then either seen by a DELETE still
         # listing tags, or its revision, removed earlier, is put back
-        # just below.  Never a tag without its revision.
-        if not oci.is_digest(reference):
-            tag = paths.tag(namespace, name, reference)
-            if await self.driver.stat(tag) is None:
-                await self.driver.put(tag, str(digest).encode('ascii'))
+        # just below.  Never a tag without its revision.  A revision
+        # removed meanwhile means a DELETE or an expiry ran into this
+        # PUT, and may have taken the tag after we looked: look again.
+        await self._settle_tag(repository, reference, digest)
         revision = paths.revision(namespace, name, digest)
         if await self.driver.stat(revision) is None:
             await self.driver.put(revision, _revision(media_type))
             log.info('Manifest %s of %s: revision removed meanwhile, '
                      'restored', digest, repository)
+            await self._settle_tag(repository, reference, digest)
         for descriptor in blobs:
             if not _distributable(descriptor):
                 continue
@@ -236,6 +236,15 @@ class Manifests:
             if await self.driver.stat(child) is None:
                 await self.driver.put(child, _revision(
                     descriptor.media_type))
+
+    async def _settle_tag(self, repository, reference, digest):
+        """Put the tag back if it went (a tag naming another manifest
+        was moved there since, and stays)."""
+        if oci.is_digest(reference):
+            return
+        tag = paths.tag(repository.namespace, repository.name, reference)
+        if await self.driver.stat(tag) is None:
+            await self.driver.put(tag, str(digest).encode('ascii'))
 
     async def _check_references(self, repository, blobs, children):
         namespace = repository.namespace
