@@ -143,8 +143,8 @@ class _Pruner:
             found = await self._gather(self.driver.stat(name)
                                        for name in names)
             stats = [stat for stat in found if stat is not None]
-            if stats and max(stat.mtime for stat in stats) >= cutoff:
-                continue
+            if not stats or max(stat.mtime for stat in stats) >= cutoff:
+                continue   # completed meanwhile, or in use
             size = sum(stat.size for stat in found[2:] if stat is not None)
             self.summary.count('uploads', size)
             self._say('remove upload %s in %s (%d bytes)' % (

@@ -410,3 +410,22 @@ async def test_a_push_again_whose_check_outlasts_the_expiry(
     await assert_complete(client, 'old/base', 'v1', old)
     await run_prune(grace=PAST_GRACE)
     await assert_complete(client, 'old/base', 'v1', old)
+
+
+async def test_an_upload_completed_while_prune_looks_is_not_counted(
+        client, run_prune):
+    response = await client.post('/v2/org/img/blobs/uploads/')
+    location = response.headers['Location']
+    response = await client.patch(location, data=b'done meanwhile')
+
+    async def complete():
+        response = await client.put(
+            location + '?digest=' + digest_of(b'done meanwhile'))
+        assert response.status == 201
+
+    # Completed after prune listed it, before it looked at its parts.
+    hook = Interleaved(None, 'list', '/_chunks', complete)
+    summary = await run_prune(
+        upload_expiry=-3600,
+        wrap=lambda driver: setattr(hook, '_driver', driver) or hook)
+    assert hook.ran and summary.objects['uploads'] == 0
