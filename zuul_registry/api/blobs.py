@@ -15,8 +15,13 @@ class _SentFile(web.FileResponse):
     validators from the file's mtime, which the streamed path lacks.
     """
 
-    def __init__(self, path, span, *, headers):
-        super().__init__(path, headers=headers)
+    def __init__(self, opened, span, *, headers):
+        # FileResponse opens a path when it is prepared; the name of our
+        # open descriptor reaches the very file we looked up, even if a
+        # prune moved it into the quarantine since (Linux's /proc).
+        super().__init__('/proc/self/fd/%d' % opened.fileno(),
+                         headers=headers)
+        self._opened = opened
         self._span = span
 
     async def prepare(self, request):
@@ -26,7 +31,10 @@ class _SentFile(web.FileResponse):
         if self._span:
             offset, length = self._span
             headers['Range'] = 'bytes=%d-%d' % (offset, offset + length - 1)
-        return await super().prepare(request.clone(headers=headers))
+        try:
+            return await super().prepare(request.clone(headers=headers))
+        finally:
+            self._opened.close()
 
     @property
     def etag(self):
@@ -77,7 +85,8 @@ async def get_blob(request):
         # Plain HTTP: sendfile.
         headers = _headers(digest, source.size)
         del headers['Content-Length']
-        return _SentFile(source.local_file, span, headers=headers)
+        return _SentFile(await blobs.open_local(source), span,
+                         headers=headers)
     # TLS or a remote driver: large writes from our own reads, which
     # measured several times faster over TLS than FileResponse.
     offset, length = span if span else (0, source.size)
@@ -86,8 +95,13 @@ async def get_blob(request):
     if span:
         response.headers['Content-Range'] = 'bytes %d-%d/%d' % (
             offset, offset + length - 1, source.size)
+    chunks = blobs.read(source, offset=offset, length=length).__aiter__()
+    # The first piece before the headers: a blob gone by now is still a
+    # clean 404 (error_middleware cannot answer once the 200 is out).
+    first = await anext(chunks, b'')
     await response.prepare(request)
-    async for chunk in blobs.read(source, offset=offset, length=length):
+    await response.write(first)
+    async for chunk in chunks:
         await response.write(chunk)
     await response.write_eof()
     return response

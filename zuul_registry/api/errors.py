@@ -146,27 +146,37 @@ def render(error):
 @web.middleware
 async def error_middleware(request, handler):
     try:
-        response = await handler(request)
-    except RegistryError as error:
-        response = render(error)
-    except storage_errors.StorageError as exc:
-        response = render(to_registry_error(exc) or _failure(
-            request, exc, 'Storage failure', 'storage failure'))
+        return await handler(request)
     except web.HTTPMethodNotAllowed as exc:
         allowed = ', '.join(sorted(exc.allowed_methods))
-        response = render(Unsupported(
+        return render(Unsupported(
             'method %s not allowed; allowed: %s' % (request.method, allowed),
             headers={'Allow': allowed}))
     except web.HTTPNotFound:
-        response = render(NotFound('no endpoint at %s' % request.path))
-    except web.HTTPException:
-        raise
-    except ConnectionResetError:
+        return render(NotFound('no endpoint at %s' % request.path))
+    except (web.HTTPException, ConnectionResetError):
         raise
     except Exception as exc:
-        response = render(_failure(request, exc, 'Unexpected failure',
-                                   'internal error; see server log'))
-    return response
+        if request.writer.output_size > 0:
+            # An answer was under way (a blob went while it was sent): a
+            # second one would be read as its body.  Let aiohttp cut the
+            # connection, so the client sees the body end short.
+            log.warning('%s %s failed after its answer began: %s; '
+                        'closing the connection', request.method,
+                        request.path, exc)
+            raise ConnectionResetError(str(exc)) from None
+        return _answer(request, exc)
+
+
+def _answer(request, exc):
+    """The JSON error answer to a failed request."""
+    if isinstance(exc, RegistryError):
+        return render(exc)
+    if isinstance(exc, storage_errors.StorageError):
+        return render(to_registry_error(exc) or _failure(
+            request, exc, 'Storage failure', 'storage failure'))
+    return render(_failure(request, exc, 'Unexpected failure',
+                           'internal error; see server log'))
 
 
 async def add_api_version(request, response):

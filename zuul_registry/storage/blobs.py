@@ -10,6 +10,7 @@ a blob a client can still reach is never lost to a collection that ran
 meanwhile.
 """
 
+import asyncio
 import logging
 from typing import NamedTuple, Optional
 
@@ -25,6 +26,8 @@ class BlobSource(NamedTuple):
     size: int
     local_file: Optional[str]
     path: str
+    namespace: Optional[str]
+    digest: object   # oci.Digest
 
 
 class Blobs:
@@ -60,18 +63,41 @@ class Blobs:
     async def source(self, repository, digest):
         size = await self.size_in(repository, digest)
         path = paths.blob(repository.namespace, digest)
-        return BlobSource(size, self.driver.local_file(path), path)
+        return BlobSource(size, self.driver.local_file(path), path,
+                          repository.namespace, digest)
+
+    async def open_local(self, source):
+        """The blob's local file, open for reading (for sendfile);
+        restored from the quarantine if it went since the lookup."""
+        for attempt in range(2):
+            try:
+                return await asyncio.to_thread(open, source.local_file, 'rb')
+            except FileNotFoundError:
+                if attempt or not await self.quarantine.restore(
+                        source.namespace, source.digest):
+                    raise errors.BlobUnknown('blob %s vanished'
+                                             % source.digest) from None
 
     def read(self, source, *, offset=0, length=None):
-        return self._read(source.path, offset, length)
+        return self._read(source, offset, length)
 
-    async def _read(self, path, offset, length):
-        try:
-            async for chunk in self.driver.read(path, offset=offset,
-                                                length=length):
-                yield chunk
-        except driver_base.ObjectNotFound:
-            raise errors.BlobUnknown('blob vanished while reading') from None
+    async def _read(self, source, offset, length):
+        # Quarantined between the lookup and the read: bring it back and
+        # read again, as long as no byte was given out yet.
+        started = False
+        for attempt in range(2):
+            try:
+                async for chunk in self.driver.read(
+                        source.path, offset=offset, length=length):
+                    started = True
+                    yield chunk
+                return
+            except driver_base.ObjectNotFound:
+                if started or attempt or not await self.quarantine.restore(
+                        source.namespace, source.digest):
+                    raise errors.BlobUnknown(
+                        'blob %s vanished while reading'
+                        % source.digest) from None
 
     async def link(self, repository, digest):
         """Make a stored blob visible in `repository`.
