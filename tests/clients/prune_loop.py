@@ -5,9 +5,10 @@ tests/clients/test_prune_online.py starts this next to the servers::
     python -m tests.clients.prune_loop CONFIG STOP --grace G
         --upload-expiry U [--once] [--pause SECONDS]
 
-Each run is ``prune(config, FilesystemDriver(root), upload_expiry=U,
-grace=G)`` on a driver of its own, as ``zuul-registry prune`` does, and
-prints one JSON line: ``{"objects": {kind: count}, "held": bytes,
+Each run is ``prune(config, driver, upload_expiry=U, grace=G)`` on a
+driver of its own, made from the config's storage (filesystem or Swift)
+as ``zuul-registry prune`` does, opened before the run and closed after
+it, and prints one JSON line: ``{"objects": {kind: count}, "held": bytes,
 "freed": bytes}``, or ``{"error": traceback}`` if the run raised (the
 loop goes on).  It stops before the next run once the file STOP exists;
 with ``--once`` after one run.  Prune's own log goes to stderr.
@@ -24,13 +25,14 @@ import time
 import traceback
 
 from zuul_registry import config as config_module
-from zuul_registry.drivers.filesystem import FilesystemDriver
+from zuul_registry.app import make_driver
 from zuul_registry.prune import prune
 
 
 async def _once(config, *, grace, upload_expiry):
-    driver = FilesystemDriver(config.storage.root)
+    driver = make_driver(config.storage)
     try:
+        await driver.open()
         summary = await prune(config, driver, upload_expiry=upload_expiry,
                               grace=grace)
     finally:

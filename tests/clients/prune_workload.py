@@ -135,14 +135,23 @@ class Registry:
         5xx or a lost connection is fatal.
         """
         url = url or self.rng.choice(self.urls)
+        answered = ''
+        sent = time.time()
         try:
             async with self.session.request(
                     method, url + path, data=data, headers=headers,
                     allow_redirects=False) as response:
+                # Said if the body then breaks (or never ends).
+                answered = ' (after %d, Content-Length %s)' % (
+                    response.status,
+                    response.headers.get('Content-Length'))
                 body = await response.read()
                 result = Response(response.status, response.headers, body)
         except (aiohttp.ClientError, asyncio.TimeoutError) as e:
-            self.fatal.append('%s %s%s: %r' % (method, url, path, e))
+            self.fatal.append('%s %s%s: %r%s; sent at %s, %.1f s before' % (
+                method, url, path, e, answered,
+                time.strftime('%H:%M:%S', time.localtime(sent)),
+                time.time() - sent))
             raise Fatal(self.fatal[-1]) from None
         if result.status >= 500:
             self.fatal.append('%s %s%s -> %d %s' % (

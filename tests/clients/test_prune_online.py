@@ -44,8 +44,27 @@ run can hit: two processes moving one blob at once (it found that one),
 and a purge decided on a stale quarantine stamp (found by reading the
 code, while looking at what the run could miss).
 
+The Swift variant runs the same workload on one container of the test
+Swift (tests/drivers/swift_server): two ``serve`` processes and the two
+prune loops with ``storage: driver: swift``.  Swift sets an object's
+time itself, so the bases cannot be aged; they are pushed and then left
+alone for longer than the loops' `expiration` (SWIFT_EXPIRATION, a
+little longer than the workload) before the workload starts.  The bases
+are then past `expiration`, while no image acknowledged during the
+workload reaches that age before the last loop prune starts (the test
+checks this, and fails saying so if the workload ran too long).  As
+Swift's prunes take seconds, the cold bases are pushed SWIFT_HEAD_START
+before the warm ones and the loops start as soon as the cold ones are
+past `expiration`: by the end of the cold spell their blobs have been
+quarantined and purged, as in the filesystem variants.  The two prunes
+with grace 0 afterwards use an expiration of an hour, as in the
+filesystem variants: they are there to purge every quarantined blob,
+not to expire what the workload pushed.
+
 Run with -s to see the counts.  ZUUL_REGISTRY_PRUNE_ONLINE_SECONDS sets
-the length of the workload, ZUUL_REGISTRY_PRUNE_ONLINE_SEED the seed.
+the length of the workload (ZUUL_REGISTRY_PRUNE_ONLINE_SWIFT_SECONDS on
+Swift), ZUUL_REGISTRY_PRUNE_ONLINE_SEED the seed; with
+ZUUL_REGISTRY_PRUNE_ONLINE_DEBUG set the servers log at debug level.
 """
 
 import asyncio
@@ -61,8 +80,10 @@ import aiohttp
 import pytest
 import yaml
 
+from tests.clients import swift_cluster
 from tests.clients.prune_workload import OCI_MANIFEST, Registry, age, \
     digest_of, push_bases
+from tests.drivers import swift_server
 from tests.server_process import REPO_ROOT, ServerProcess
 
 GRACE = 3            # seconds a quarantined blob waits before a purge
@@ -72,6 +93,15 @@ AGE = 2 * 3600       # ...but the bases, aged this much, do
 CLIENTS = 6
 PRUNE_LOOPS = 2
 SECONDS = float(os.environ.get('ZUUL_REGISTRY_PRUNE_ONLINE_SECONDS', 20))
+# On Swift: a shorter workload, and an expiration a little longer than
+# it (the bases wait that long before it starts; see the docstring).
+SWIFT_SECONDS = float(os.environ.get(
+    'ZUUL_REGISTRY_PRUNE_ONLINE_SWIFT_SECONDS', 15))
+SWIFT_EXPIRATION = int(SWIFT_SECONDS) + 10
+SWIFT_COLD = 0.4     # Swift's prunes are slower: a longer cold spell...
+SWIFT_HEAD_START = 8  # ...and they start on the cold bases this early
+# Servers with -d (the access log, with the bytes each response sent).
+DEBUG = bool(os.environ.get('ZUUL_REGISTRY_PRUNE_ONLINE_DEBUG'))
 
 # Repositories of the base images; in the namespaced run, names with a
 # host part live in that namespace, the others in docker.io.
@@ -126,28 +156,90 @@ def server_errors(servers, *, limit=20000):
 @pytest.mark.parametrize('namespaced', [False, True],
                          ids=['plain', 'namespaced'])
 def test_acknowledged_images_survive_online_prune(tmp_path, namespaced):
-    seed = int(os.environ.get('ZUUL_REGISTRY_PRUNE_ONLINE_SEED',
-                              random.randrange(1 << 32)))
     seconds = SECONDS if not namespaced else SECONDS / 2
     root = str(tmp_path / 'storage')
     servers = [ServerProcess(tmp_path / name, storage_root=root,
-                             namespaced=namespaced, debug=False)
+                             namespaced=namespaced, debug=DEBUG)
                for name in ('one', 'two')]
-    config_path = str(tmp_path / 'prune.yaml')
-    with open(config_path, 'w') as f:
-        registry = {'storage': {'driver': 'filesystem', 'root': root},
-                    'expiration': EXPIRATION}
-        if namespaced:
-            registry['namespaced'] = True
+    registry = {'storage': {'driver': 'filesystem', 'root': root},
+                'expiration': EXPIRATION}
+    if namespaced:
+        registry['namespaced'] = True
+    config_path = _write_config(tmp_path / 'prune.yaml', registry)
+
+    async def prepare_bases(registry, start_loops):
+        await push_bases(registry,
+                         BASES_NAMESPACED if namespaced else BASES_PLAIN)
+        age(root, AGE)
+        start_loops()
+
+    _online(tmp_path, servers, seconds=seconds, config_path=config_path,
+            final_config_path=config_path, prepare_bases=prepare_bases,
+            cold=COLD * seconds)
+
+
+def test_acknowledged_images_survive_online_prune_on_swift(tmp_path):
+    storage = swift_cluster.registry_config(
+        swift_server.new_container())['storage']
+    servers = [ServerProcess(tmp_path / name, registry={'storage': storage},
+                             debug=DEBUG)
+               for name in ('one', 'two')]
+    config_path = _write_config(tmp_path / 'prune.yaml', {
+        'storage': storage, 'expiration': SWIFT_EXPIRATION})
+    final_config_path = _write_config(tmp_path / 'prune-final.yaml', {
+        'storage': storage, 'expiration': EXPIRATION})
+
+    async def prepare_bases(registry, start_loops):
+        # Swift stamps objects itself: wait until the bases are past the
+        # loops' expiration; the cold ones (the second half of
+        # registry.bases, see Registry.usable_bases) come first.
+        half = len(BASES_PLAIN) // 2
+        await push_bases(registry, BASES_PLAIN[half:])
+        cold_pushed = time.monotonic()
+        await asyncio.sleep(SWIFT_HEAD_START)
+        await push_bases(registry, BASES_PLAIN[:half])
+        warm_pushed = time.monotonic()
+        registry.bases = registry.bases[half:] + registry.bases[:half]
+        await _sleep_until(cold_pushed + SWIFT_EXPIRATION + 1)
+        start_loops()
+        await _sleep_until(warm_pushed + SWIFT_EXPIRATION + 1)
+
+    _online(tmp_path, servers, seconds=SWIFT_SECONDS,
+            config_path=config_path, final_config_path=final_config_path,
+            prepare_bases=prepare_bases, cold=SWIFT_COLD * SWIFT_SECONDS,
+            expiration=SWIFT_EXPIRATION)
+
+
+async def _sleep_until(moment):
+    await asyncio.sleep(max(0, moment - time.monotonic()))
+
+
+def _write_config(path, registry):
+    with open(path, 'w') as f:
         yaml.safe_dump({'registry': registry}, f)
+    return str(path)
+
+
+def _online(tmp_path, servers, *, seconds, config_path, final_config_path,
+            prepare_bases, cold, expiration=None):
+    """The workload against `servers` with the prune loops on
+    `config_path`, then the checks; fails on any failure.
+
+    prepare_bases(registry, start_loops) pushes the bases, makes them
+    old, and starts the prune loops.  With `expiration`, the loops'
+    expiration, the workload must end (the loops stop) within it of its
+    start."""
+    seed = int(os.environ.get('ZUUL_REGISTRY_PRUNE_ONLINE_SEED',
+                              random.randrange(1 << 32)))
     stop = str(tmp_path / 'stop-pruning')
     loops = []
     try:
         for server in servers:
             server.start()
         report, registry = asyncio.run(_run(
-            servers, seed, seconds, namespaced, root, config_path, stop,
-            loops, tmp_path))
+            servers, seed, seconds, prepare_bases, config_path,
+            final_config_path, stop, loops, tmp_path, cold=cold,
+            expiration=expiration))
     finally:
         open(stop, 'w').close()
         for process, _ in loops:
@@ -160,39 +252,52 @@ def test_acknowledged_images_survive_online_prune(tmp_path, namespaced):
             server.stop()
     print(report)
     failures = registry.fatal + registry.anomalies + registry.lost \
-        + registry.dangling + registry.prune_errors
+        + registry.dangling + registry.prune_errors + registry.overran
     assert not failures, '%s\n\nseed %d\n%s\n\n%s' % (
         '\n'.join(failures[:30]), seed, report, server_errors(servers))
 
 
-async def _run(servers, seed, seconds, namespaced, root, config_path, stop,
-               loops, tmp_path):
+async def _run(servers, seed, seconds, prepare_bases, config_path,
+               final_config_path, stop, loops, tmp_path, *, cold,
+               expiration=None):
     timeout = aiohttp.ClientTimeout(total=60)
     async with aiohttp.ClientSession(
             timeout=timeout,
             connector=aiohttp.TCPConnector(limit=64)) as session:
         registry = Registry(servers, session, seed)
-        await push_bases(registry,
-                         BASES_NAMESPACED if namespaced else BASES_PLAIN)
-        age(root, AGE)
-        for number in range(PRUNE_LOOPS):
-            # Summaries (JSON lines) to .out, prune's log to .log.
-            out = tmp_path / ('prune-%d' % number)
-            with open('%s.out' % out, 'wb') as summary, \
-                    open('%s.log' % out, 'wb') as log:
-                process = subprocess.Popen(
-                    prune_command(config_path, stop, grace=GRACE,
-                                  upload_expiry=UPLOAD_EXPIRY),
-                    stdout=summary, stderr=log, stdin=subprocess.DEVNULL,
-                    env=prune_environment(), cwd=REPO_ROOT)
-            loops.append((process, out))
+
+        def start_loops():
+            for number in range(PRUNE_LOOPS):
+                # Summaries (JSON lines) to .out, prune's log to .log.
+                out = tmp_path / ('prune-%d' % number)
+                with open('%s.out' % out, 'wb') as summary, \
+                        open('%s.log' % out, 'wb') as log:
+                    process = subprocess.Popen(
+                        prune_command(config_path, stop, grace=GRACE,
+                                      upload_expiry=UPLOAD_EXPIRY),
+                        stdout=summary, stderr=log,
+                        stdin=subprocess.DEVNULL, env=prune_environment(),
+                        cwd=REPO_ROOT)
+                loops.append((process, out))
+
+        await prepare_bases(registry, start_loops)
         started = time.monotonic()
         deadline = started + seconds
-        registry.cold_until = started + COLD * seconds
+        registry.cold_until = started + cold
         await asyncio.gather(*[registry.client(number, deadline)
                                for number in range(CLIENTS)])
         workload = time.monotonic() - started
         open(stop, 'w').close()
+        # No loop prune starts after this: nothing acknowledged during
+        # the workload was older than `workload` when one started.
+        registry.overran = []
+        if expiration is not None and \
+                time.monotonic() - started >= expiration:
+            registry.overran.append(
+                'the workload ran %.1f s, not under the expiration of %d s:'
+                ' images it pushed may have expired, legitimately; make '
+                'the expiration longer' % (time.monotonic() - started,
+                                           expiration))
         runs = []
         for process, out in loops:
             await asyncio.to_thread(process.wait, timeout=120)
@@ -207,8 +312,8 @@ async def _run(servers, seed, seconds, namespaced, root, config_path, stop,
             for _ in range(2):
                 done = await asyncio.to_thread(
                     subprocess.run,
-                    prune_command(config_path, stop + '-never', grace=0,
-                                  upload_expiry=0, once=True),
+                    prune_command(final_config_path, stop + '-never',
+                                  grace=0, upload_expiry=0, once=True),
                     capture_output=True, env=prune_environment(),
                     cwd=REPO_ROOT, timeout=120)
                 final += summaries(done.stdout.decode())
@@ -266,7 +371,7 @@ def _report(registry, runs, final, workload, seed, logs):
     lines = ['', '==== prune online: seed %d, workload %.1f s, %d clients, '
              'grace %d s, upload expiry %d s' % (seed, workload, CLIENTS,
                                                   GRACE, UPLOAD_EXPIRY)]
-    lines.append('prunes run during the workload: %d (%d raised), '
+    lines.append('prunes the loops ran: %d (%d raised), '
                  'longest %.2f s' % (
                      len(runs), sum('error' in run for run in runs),
                      max([run.get('seconds', 0) for run in runs] or [0])))
