@@ -232,3 +232,44 @@ def test_refuses_a_version_1_registries_conf(ansible, tmp_path):
                               expect_failure=True)
     assert 'version 1 format' in result.output
     assert read(root, '/etc/containers/registries.conf') == v1
+
+
+def test_namespaces_in_the_zuul_jobs_pair_form(ansible, tmp_path):
+    root = str(tmp_path / 'root')
+    namespaces = [['docker.io', 'https://registry-1.docker.io'], 'quay.io',
+                  ['registry.example.com:5000',
+                   'https://registry.example.com:5000']]
+    ansible.playbook('use.yaml', use_role_vars(
+        root, FACTS, buildset_registry_namespaces=namespaces))
+    conf = tomllib.loads(read(root, '/etc/containers/registries.conf'))
+    by_prefix = {entry['prefix']: entry for entry in conf['registry']}
+    for namespace in ('docker.io', 'quay.io', 'registry.example.com:5000'):
+        assert by_prefix[namespace]['mirror'][0] == {
+            'location': '%s/%s' % (REGISTRY, namespace)}
+    assert not [prefix for prefix in by_prefix if '/' in prefix]
+    assert sorted(set(os.listdir(os.path.join(
+        root, 'etc/containerd/certs.d'))) - {REGISTRY}) == [
+        'docker.io', 'quay.io', 'registry.example.com:5000']
+    buildkit = tomllib.loads(read(root, '/etc/buildkit/buildkitd.toml'))
+    assert buildkit['registry']['docker.io']['mirrors'] == [
+        REGISTRY + '/docker.io']
+
+
+@pytest.mark.parametrize('namespaces, named', [
+    ('docker.io', "must be a list"),
+    ([['docker.io']], 'buildset_registry_namespaces[0]: a pair must be'),
+    ([['docker.io', 'registry-1.docker.io']],
+     'buildset_registry_namespaces[0]: a pair must be'),
+    (['quay.io', 'quay..io'], "buildset_registry_namespaces[1]: 'quay..io'"),
+    (['docker.io', {'name': 'quay.io'}], 'buildset_registry_namespaces[1]'),
+    (['localhost:0'], "'localhost:0' is not a registry host"),
+])
+def test_other_namespace_forms_stop_before_any_file_is_written(
+        ansible, tmp_path, namespaces, named):
+    root = tmp_path / 'root'
+    result = ansible.playbook('use.yaml', use_role_vars(
+        str(root), FACTS, buildset_registry_namespaces=namespaces),
+        expect_failure=True)
+    assert named in result.output
+    assert not root.exists() or not any(
+        files for _, _, files in os.walk(root))
