@@ -152,3 +152,43 @@ def test_pull_without_artifacts_does_nothing(registries):
                                    username='zuul', password='unused'),
         zuul={'build': 'x', 'artifacts': []}))
     assert result.changed == 0
+
+
+def test_image_lists_as_zuul_jobs_reads_them(registries, tmp_path):
+    """Tags default to latest, docker_images wins over container_images,
+    and a failed build pushes nothing."""
+    ansible, source, intermediate, _, _ = registries
+    tools = ContainerTools(tmp_path / 'skopeo')
+    tools.env['REGISTRY_AUTH_FILE'] = auth_file(
+        str(tmp_path / 'auth.json'), source, intermediate)
+    layout = str(tmp_path / 'layout')
+    index = images.build_multiarch_layout(layout, 'v1')
+    tools.skopeo('copy', '--all', '--dest-cert-dir',
+                 cert_dir(tmp_path / 'certs-source', source),
+                 'oci:%s:v1' % layout,
+                 'docker://127.0.0.1:%d/%s:latest' % (source.port,
+                                                     REPOSITORY))
+    intermediate_registry = dict(host='127.0.0.1', port=intermediate.port,
+                                 username=intermediate.facts['username'],
+                                 password=intermediate.facts['password'],
+                                 cert=intermediate.facts['cert'])
+    variables = dict(
+        buildset_registry=source.facts,
+        intermediate_registry=intermediate_registry,
+        docker_images=[{'repository': REPOSITORY}],
+        container_images=[{'repository': 'docker.io/test/not-built'}],
+        zuul={'build': 'b-latest'})
+    returned = len(ansible.zuul_returns())
+    failed = ansible.playbook('push.yaml', dict(variables, zuul_success=False))
+    assert failed.changed == 0
+    assert len(ansible.zuul_returns()) == returned
+
+    ansible.playbook('push.yaml', variables)
+    artifacts = ansible.zuul_returns()[-1]['data']['zuul']['artifacts']
+    assert [artifact['name'] for artifact in artifacts] == [
+        REPOSITORY + ':latest']
+    assert manifest_digest(
+        tools, intermediate, REPOSITORY + ':b-latest_latest',
+        cert_dir(tmp_path / 'certs-intermediate', intermediate)) \
+        == index.digest
+    tools.cleanup()
