@@ -232,6 +232,10 @@ def test_refuses_a_version_1_registries_conf(ansible, tmp_path):
                               expect_failure=True)
     assert 'version 1 format' in result.output
     assert read(root, '/etc/containers/registries.conf') == v1
+    # Refused before anything else was written.
+    written = [os.path.join(directory, name)
+               for directory, _, names in os.walk(root) for name in names]
+    assert written == [os.path.join(root, 'etc/containers/registries.conf')]
 
 
 def test_namespaces_in_the_zuul_jobs_pair_form(ansible, tmp_path):
