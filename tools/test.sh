@@ -2,13 +2,15 @@
 # Install everything the tests need on a Debian machine, then run them.
 #   bash tools/test.sh [pytest arguments]
 # Debian packages: the container clients the tests drive for real (containerd
-# brings the daemon and ctr), docker-registry (CNCF Distribution) that the
-# benchmark compares with, and haproxy in front of several servers on Swift.
+# brings the daemon and ctr; docker.io's dockerd runs under a temp dir),
+# mmdebstrap for an offline base image of the Containerfile, docker-registry
+# (CNCF Distribution) that the benchmark compares with, and haproxy in front
+# of several servers on Swift.
 # Swift itself comes from PyPI (the test extras).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES="python3-venv skopeo podman buildah uidmap containerd docker-registry haproxy"
+APT_PACKAGES="python3-venv skopeo podman buildah uidmap containerd docker.io mmdebstrap docker-registry haproxy"
 
 missing=""
 for package in $APT_PACKAGES; do
