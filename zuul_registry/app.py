@@ -31,6 +31,22 @@ def make_driver(storage_config):
     return DRIVERS[storage_config.driver](storage_config)
 
 
+def make_pullthrough(config, storage):
+    """The pull-through overlay over `storage`, one client per upstream."""
+    # Imported here: the upstream client is loaded only when it is used.
+    from zuul_registry.storage.pullthrough import PullThrough, Upstream
+    from zuul_registry.upstream.client import UpstreamRegistry
+    upstreams = {}
+    for upstream in config.upstreams:
+        client = UpstreamRegistry(
+            upstream.url, username=upstream.username,
+            password=upstream.password, ca=upstream.ca,
+            manifest_size_limit=config.manifest_size_limit)
+        namespace = upstream.namespace if config.namespaced else None
+        upstreams[namespace] = Upstream(client, tags=upstream.tags)
+    return PullThrough(storage, upstreams)
+
+
 async def _close_auth(app):
     app[base.AUTH].close()   # its bcrypt threads
 
@@ -63,6 +79,8 @@ def make_app(config, *, driver=None):
         except Exception:
             await storage.close()
             raise
+        if config.upstreams:
+            storage.pullthrough = make_pullthrough(config, storage)
         app[base.STORAGE] = storage
         yield
         await storage.close()

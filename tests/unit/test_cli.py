@@ -12,7 +12,7 @@ import pytest
 EXAMPLES = os.path.join(os.path.dirname(__file__), '..', '..', 'examples')
 ENV = dict(os.environ, ZUUL_REGISTRY_SECRET='s' * 40,
            ZUUL_REGISTRY_PASSWORD='p', ZUUL_REGISTRY_WRITE_PASSWORD='w',
-           ZUUL_REGISTRY_READ_PASSWORD='r')
+           ZUUL_REGISTRY_READ_PASSWORD='r', ZUUL_QUAY_PASSWORD='q')
 
 
 def run(*args, cwd=None, timeout=30):

@@ -13,6 +13,7 @@ EXAMPLE_ENVIRON = {
     'ZUUL_REGISTRY_PASSWORD': 'example-password',
     'ZUUL_REGISTRY_WRITE_PASSWORD': 'example-write-password',
     'ZUUL_REGISTRY_READ_PASSWORD': 'example-read-password',
+    'ZUUL_QUAY_PASSWORD': 'example-quay-password',
 }
 STORAGE = {'driver': 'filesystem', 'root': '/srv/registry'}
 WRITER = {'name': 'zuul', 'pass': 'pw', 'access': 'write'}

@@ -155,6 +155,7 @@ def test_repository_parts_are_the_reserved_children_of_a_repository():
         paths.layer_link('quay.io', 'org/img', digest),
         paths.revision('quay.io', 'org/img', digest),
         paths.tag('quay.io', 'org/img', 'v1'),
+        paths.upstream_tag('quay.io', 'org/img', 'v1'),
         paths.referrer('quay.io', 'org/img', digest, digest))}
     assert children == set(paths.REPOSITORY_PARTS)
 

@@ -71,6 +71,7 @@ async def access_middleware(request, handler):
         return await handler(request)
     action = required_action(request.method,
                              upload='upload_id' in request.match_info)
+    name = base.repository_name(request)   # with containerd's ?ns=
     repository = auth.canonical(name)
     if repository is None:
         raise errors.NameInvalid('invalid repository name %r' % name[:300])
@@ -79,11 +80,14 @@ async def access_middleware(request, handler):
     if grants is not None and grants.subject and not _bearer(request):
         raise errors.Denied('%s may not %s %s'
                             % (grants.subject, action, name))
+    # A valid token without the access: RFC 6750's insufficient_scope.
+    insufficient = grants is not None and _bearer(request)
     raise errors.Unauthorized(
         'authentication required to %s %s' % (action, name), headers={
             'WWW-Authenticate': challenge.bearer(
                 request, challenge.repository_scope(
-                    name, challenge_actions(action)))})
+                    name, challenge_actions(action)),
+                error='insufficient_scope' if insufficient else None)})
 
 
 def _bearer(request):

@@ -19,11 +19,31 @@ def storage(request):
     return request.app[STORAGE]
 
 
+def repository_name(request):
+    """The repository name the request means.
+
+    containerd asks a mirror for "library/alpine" with "?ns=docker.io"
+    (the registry it is mirroring) when hosts.toml does not override
+    the path: with namespaces on, such a name belongs to that namespace.
+    """
+    name = request.match_info['name']
+    namespace = request.query.get('ns')
+    namespaces = storage(request).namespaces
+    if namespace and namespaces.namespaced:
+        first, sep, _ = name.partition('/')
+        if not (sep and oci.is_host(first)):
+            if not (oci.HOST_RE.fullmatch(namespace)
+                    and oci.is_host(namespace)):
+                raise errors.NameInvalid('invalid ns parameter %r'
+                                         % namespace[:100])
+            return '%s/%s' % (namespace, name)
+    return name
+
+
 def repository(request):
     """The Repository the URL names; NAME_INVALID if it is malformed."""
     try:
-        return storage(request).namespaces.resolve(
-            request.match_info['name'])
+        return storage(request).namespaces.resolve(repository_name(request))
     except oci.GrammarError as e:
         raise errors.NameInvalid(str(e)) from None
 

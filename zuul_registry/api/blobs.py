@@ -4,6 +4,7 @@ from aiohttp import web
 
 from zuul_registry import oci
 from zuul_registry.api import base
+from zuul_registry.storage import fills
 
 
 class _SentFile(web.FileResponse):
@@ -70,15 +71,25 @@ def _headers(digest, length):
 async def head_blob(request):
     repository = base.repository(request)
     digest = base.digest(request.match_info['digest'])
-    size = await base.storage(request).blobs.size_in(repository, digest)
+    storage = base.storage(request)
+    if storage.pullthrough is not None:
+        size = await storage.pullthrough.blob_size(repository, digest)
+    else:
+        size = await storage.blobs.size_in(repository, digest)
     return web.Response(headers=_headers(digest, size))
 
 
 async def get_blob(request):
     repository = base.repository(request)
     digest = base.digest(request.match_info['digest'])
-    blobs = base.storage(request).blobs
-    source = await blobs.source(repository, digest)
+    storage = base.storage(request)
+    blobs = storage.blobs
+    if storage.pullthrough is not None:
+        source = await storage.pullthrough.blob(repository, digest)
+        if isinstance(source, fills.Fill):
+            return await _send_fill(request, digest, source)
+    else:
+        source = await blobs.source(repository, digest)
     span = base.byte_range(request.headers.get('Range'), source.size)
     if source.local_file and request.transport is not None and \
             request.transport.get_extra_info('sslcontext') is None:
@@ -95,7 +106,30 @@ async def get_blob(request):
     if span:
         response.headers['Content-Range'] = 'bytes %d-%d/%d' % (
             offset, offset + length - 1, source.size)
-    chunks = blobs.read(source, offset=offset, length=length).__aiter__()
+    chunks = blobs.read(source, offset=offset, length=length)
+    return await _stream(request, response, chunks)
+
+
+async def _send_fill(request, digest, fill):
+    """A blob coming in from an upstream, sent as it arrives."""
+    span = None
+    if fill.size is not None:
+        span = base.byte_range(request.headers.get('Range'), fill.size)
+    offset, length = span if span else (0, fill.size)
+    headers = _headers(digest, length)
+    if length is None:
+        del headers['Content-Length']   # unknown: sent chunked
+    response = web.StreamResponse(status=206 if span else 200,
+                                  headers=headers)
+    if span:
+        response.headers['Content-Range'] = 'bytes %d-%d/%d' % (
+            offset, offset + length - 1, fill.size)
+    return await _stream(request, response,
+                         fill.read(offset=offset, length=length))
+
+
+async def _stream(request, response, chunks):
+    chunks = chunks.__aiter__()
     # The first piece before the headers: a blob gone by now is still a
     # clean 404 (error_middleware cannot answer once the 200 is out).
     first = await anext(chunks, b'')

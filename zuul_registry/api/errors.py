@@ -17,6 +17,7 @@ from aiohttp import web
 
 from zuul_registry import oci
 from zuul_registry.storage import errors as storage_errors
+from zuul_registry.storage import fills
 
 log = logging.getLogger('zuul_registry.api.errors')
 
@@ -66,6 +67,9 @@ ParameterInvalid = _error('UNSUPPORTED', 400, 'invalid query parameter')
 FormInvalid = _error('UNSUPPORTED', 400, 'malformed form body')
 TagInvalid = _error('TAG_INVALID', 400, 'manifest tag did not match URI')
 TooLarge = _error('SIZE_INVALID', 413, 'request body too large')
+# Pull-through could not get what the client asked for from the upstream.
+UpstreamUnavailable = _error('UNAVAILABLE', 502,
+                             'upstream registry unavailable')
 
 
 class StorageFull(RegistryError):
@@ -94,6 +98,8 @@ _STORAGE_ERRORS = {
     storage_errors.ManifestInvalid: ManifestInvalid,
     storage_errors.ManifestBlobUnknown: ManifestBlobUnknown,
     storage_errors.SizeInvalid: SizeInvalid,
+    storage_errors.UpstreamUnavailable: UpstreamUnavailable,
+    fills.FillFailed: UpstreamUnavailable,
 }
 
 

@@ -39,8 +39,11 @@ async def get_manifest(request):
     """The exact bytes pushed, whatever the Accept header says."""
     repository = base.repository(request)
     reference = base.reference(request)
-    manifest = await base.storage(request).manifests.get(repository,
-                                                         reference)
+    storage = base.storage(request)
+    if storage.pullthrough is not None:
+        manifest = await storage.pullthrough.manifest(repository, reference)
+    else:
+        manifest = await storage.manifests.get(repository, reference)
     headers = {
         oci.CONTENT_DIGEST_HEADER: str(manifest.digest),
         'Content-Type': manifest.media_type,

@@ -16,6 +16,7 @@ from zuul_registry.config.checks import (
 from zuul_registry.config.model import (
     READ, WRITE, Config, ConfigError, StorageConfig, User)
 from zuul_registry.config.storage import _EXPIRATION, _storage
+from zuul_registry.config.upstreams import _upstreams, check_upstream_rules
 
 log = logging.getLogger('zuul_registry.config')
 
@@ -113,6 +114,7 @@ _REGISTRY_FIELDS = {
     'prune-interval': _Field('prune_interval', _scalar(
         int, lambda value: 0 < value <= 30 * 86400,
         'must be from 1 to 2592000 seconds')),
+    'upstreams': _Field('upstreams', _upstreams),
 }
 
 
@@ -131,6 +133,7 @@ def _host_port(address, port):
 def _check_rules(raw, values, problems):
     """Check the rules that relate several keys of ``registry``."""
     given = {key for key, value in raw.items() if value is not None}
+    check_upstream_rules(raw, values, problems)
     for key, other in (('tls-cert', 'tls-key'), ('tls-key', 'tls-cert')):
         if key in given and other not in given:
             problems.append(f'registry.{other}: required when {key} is set')
@@ -275,4 +278,7 @@ def describe(config) -> str:
         parts.append(f'pruning every {config.prune_interval}s')
     parts.append(f'namespaces on (default {config.default_namespace})'
                  if config.namespaced else 'namespaces off')
+    for upstream in config.upstreams:
+        parts.append(f'pull-through {upstream.namespace or "all"} from '
+                     f'{upstream.url}')
     return ', '.join(parts)

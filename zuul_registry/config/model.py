@@ -44,6 +44,17 @@ class StorageConfig:
 
 
 @dataclass(frozen=True)
+class Upstream:
+    """A registry asked for what was not pushed here (pull-through)."""
+    url: str
+    namespace: Optional[str] = None    # None: namespaces are off
+    username: Optional[str] = None
+    password: Optional[str] = dataclasses.field(default=None, repr=False)
+    ca: Optional[str] = None           # PEM file trusted instead of system's
+    tags: object = 'pin'               # 'pin', or seconds between checks
+
+
+@dataclass(frozen=True)
 class Config:
     storage: StorageConfig
     address: str = '127.0.0.1'
@@ -62,6 +73,14 @@ class Config:
     manifest_size_limit: int = 4 * 1024 * 1024
     delete_enabled: bool = True   # false: manifest, tag, blob DELETE is 405
     prune_interval: Optional[int] = None   # seconds; serve prunes itself
+    upstreams: tuple = ()   # of Upstream
+
+    def upstream_for(self, namespace):
+        """The Upstream serving `namespace` (None: namespaces off)."""
+        for upstream in self.upstreams:
+            if upstream.namespace == namespace:
+                return upstream
+        return None
 
     @property
     def anonymous_pull(self) -> bool:

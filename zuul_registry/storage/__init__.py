@@ -19,6 +19,10 @@ class Storage:
         self.uploads = Uploads(driver, self.blobs)
         self.referrers = Referrers(driver)
         self.manifests = Manifests(driver, self.blobs, self.referrers)
+        # storage.pullthrough.PullThrough when upstreams are configured.
+        self.pullthrough = None
 
     async def close(self):
+        if self.pullthrough is not None:
+            await self.pullthrough.close()
         await self.driver.close()

@@ -43,3 +43,8 @@ class ManifestBlobUnknown(StorageError):
 
 class SizeInvalid(StorageError):
     pass
+
+
+class UpstreamUnavailable(StorageError):
+    """Pull-through needed an upstream registry that failed; the message
+    names it."""

@@ -152,11 +152,15 @@ class Manifests:
         self.blobs = blobs
         self.referrers = referrer_store or referrers.Referrers(driver)
 
-    async def put(self, repository, reference, body, content_type):
+    async def put(self, repository, reference, body, content_type, *,
+                  cached=False):
         """Validate and store a manifest; tag it if `reference` is a tag.
 
         A manifest with a subject is recorded as its referrer, whether
-        or not the subject exists.  Returns a Stored.
+        or not the subject exists.  Returns a Stored.  A `cached`
+        manifest comes from an upstream registry (pull-through): the
+        blobs it references are fetched when asked for, so they need
+        not be here.
         """
         digest = oci.Digest.of(body)
         if oci.is_digest(reference):
@@ -171,7 +175,10 @@ class Manifests:
                                                           content_type)
         entry = None if subject is None else referrers.descriptor(
             doc, digest, len(body), media_type)
-        await self._check_references(repository, blobs, children)
+        if cached:
+            blobs, children = [], []
+        else:
+            await self._check_references(repository, blobs, children)
         await self.blobs.put_small(repository, digest, body)
         await self.driver.put(
             paths.revision(repository.namespace, repository.name, digest),

@@ -18,6 +18,9 @@ when namespaces are on, "_default" otherwise)::
     NS/_repositories/REPO/_layers/ALG/HEX      blob HEX is visible in REPO
     NS/_repositories/REPO/_revisions/ALG/HEX   JSON: media type of manifest
     NS/_repositories/REPO/_tags/TAG            text: the tag's digest
+    NS/_repositories/REPO/_upstream_tags/TAG   JSON: digest an upstream's tag
+                                               named, and when it was checked
+                                               (pull-through; pushed tags win)
     NS/_repositories/REPO/_referrers/ALG/HEX/RALG/RHEX
                                                JSON: descriptor of manifest
                                                RALG:RHEX, whose subject is
@@ -26,7 +29,7 @@ when namespaces are on, "_default" otherwise)::
 
 REPO is the repository name, which may span several components
 ("org/image").  A repository is a directory under _repositories that has
-one of the reserved children _layers, _revisions, _tags or _referrers;
+one of the reserved children in REPOSITORY_PARTS (_layers, _revisions ...);
 the catalog walks the tree looking for them (a repository "org" and a
 repository "org/image" can both exist).  _namespaces names every
 namespace that ever held a repository, because the root of the tree
@@ -43,7 +46,8 @@ chunks list in order.
 DEFAULT_NAMESPACE_DIR = '_default'
 NAMESPACE_MARKERS = '_namespaces'
 #: The children that make a directory under _repositories a repository.
-REPOSITORY_PARTS = ('_layers', '_referrers', '_revisions', '_tags')
+REPOSITORY_PARTS = ('_layers', '_referrers', '_revisions', '_tags',
+                    '_upstream_tags')
 _OFFSET_WIDTH = 20
 
 
@@ -141,6 +145,11 @@ def tags(namespace, repository_name):
 
 def tag(namespace, repository_name, tag_name):
     return '%s/%s' % (tags(namespace, repository_name), tag_name)
+
+
+def upstream_tag(namespace, repository_name, tag_name):
+    return '%s/_upstream_tags/%s' % (repository(namespace, repository_name),
+                                     tag_name)
 
 
 def referrers(namespace, repository_name, subject):

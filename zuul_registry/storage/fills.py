@@ -1,0 +1,186 @@
+"""A fill: one blob copied from an upstream registry into storage, read
+by any number of clients while it arrives.
+
+The fill stores the upstream's bytes as an ordinary upload (so garbage
+collection, keep-alive and digest verification are the ones every push
+gets), in segments of SEGMENT bytes: each segment is one upload chunk,
+visible once written whole.  The bytes of the segment being written are
+also kept in memory, so a reader never waits for a segment to finish:
+
+- bytes of finished segments are read back from their chunk objects;
+- bytes of the current segment come from memory;
+- past the end of what has arrived, the reader waits for more.
+
+Once every byte is in, the upload is completed: the digest verified and
+the blob committed.  Readers then finish from the blob itself.  If the
+upstream breaks off, the size or the digest is wrong, or storage fails,
+the upload is cancelled, nothing is committed and every reader raises:
+a client whose answer began sees its connection cut, never a body that
+looks complete.
+
+Memory stays bounded: one segment per fill, whatever the blob's size and
+however many clients read it.  The fill runs on its own, whether or not
+the client that started it stays.
+"""
+
+import asyncio
+import logging
+
+from zuul_registry.drivers import base as driver_base
+from zuul_registry.storage import errors, paths
+
+log = logging.getLogger('zuul_registry.storage.fills')
+
+SEGMENT = 4 * 1024 * 1024
+# A reader hands out at most this much of the in-memory segment at once.
+_PIECE = 1024 * 1024
+
+
+class FillFailed(errors.StorageError):
+    """The fill broke off; what was read of it must not be trusted."""
+
+
+class Fill:
+
+    def __init__(self, storage, repository, digest, size, *, source):
+        self.storage = storage
+        self.repository = repository
+        self.digest = digest
+        self.size = size          # from the upstream; None when unknown
+        self.source = source      # str: where the bytes come from, for logs
+        self.finished = False
+        self.error = None
+        self._segments = []       # (offset, length, chunk path), in order
+        self._tail = bytearray()  # bytes of the segment being written
+        self._tail_offset = 0
+        self._eof = False
+        self._changed = asyncio.Event()
+
+    # -- the writer ---------------------------------------------------------
+
+    async def run(self, chunks):
+        """Store `chunks` (the upstream's body) and commit the blob."""
+        uploads = self.storage.uploads
+        repository = self.repository
+        upload_id = None
+        chunks = chunks.__aiter__()
+        try:
+            upload_id = await uploads.start(repository)
+            while not self._eof:
+                start = self._tail_offset
+                end = await uploads.append(repository, upload_id,
+                                           self._segment(chunks))
+                if end > start:
+                    self._segments.append((start, end - start, (
+                        paths.upload_chunk(repository.namespace, upload_id,
+                                           start))))
+                self._tail_offset = end
+                self._tail = bytearray()
+                self._notify()
+            total = self._tail_offset
+            if self.size is not None and total != self.size:
+                raise FillFailed('%s sent %d bytes of blob %s, not the %d '
+                                 'it announced' % (self.source, total,
+                                                   self.digest, self.size))
+            self.size = total
+            await uploads.complete(repository, upload_id, self.digest)
+            upload_id = None
+            self.finished = True
+            log.info('Blob %s of %s filled from %s (%d bytes)', self.digest,
+                     repository, self.source, total)
+        except Exception as e:
+            self.error = e
+            log.warning('Blob %s of %s: fill from %s failed: %s',
+                        self.digest, repository, self.source, e)
+            if upload_id is not None:
+                await self._discard(upload_id)
+        except BaseException as e:   # cancelled: the server stops
+            self.error = e
+            raise
+        finally:
+            self._notify()
+
+    async def _segment(self, chunks):
+        """The next SEGMENT bytes of `chunks`, remembered as they pass."""
+        length = 0
+        while length < SEGMENT:
+            try:
+                chunk = await chunks.__anext__()
+            except StopAsyncIteration:
+                self._eof = True
+                return
+            if not chunk:
+                continue
+            self._tail += chunk
+            length += len(chunk)
+            self._notify()
+            yield chunk
+
+    async def _discard(self, upload_id):
+        try:
+            await self.storage.uploads.cancel(self.repository, upload_id)
+        except Exception as e:   # garbage collection takes it later
+            log.info('Fill upload %s not removed: %s', upload_id, e)
+
+    def _notify(self):
+        changed, self._changed = self._changed, asyncio.Event()
+        changed.set()
+
+    # -- the readers --------------------------------------------------------
+
+    async def read(self, *, offset=0, length=None):
+        """Yield the blob's bytes from `offset`, as they arrive."""
+        position = offset
+        end = None if length is None else offset + length
+        while end is None or position < end:
+            changed = self._changed
+            if self.error is not None:
+                raise FillFailed('blob %s from %s broke off: %s'
+                                 % (self.digest, self.source, self.error))
+            if self.finished:
+                async for data in self._read_blob(position, end):
+                    yield data
+                return
+            segment = self._segment_at(position)
+            if segment is not None:
+                start, size, path = segment
+                stop = start + size if end is None else min(start + size,
+                                                            end)
+                try:
+                    async for data in self.storage.driver.read(
+                            path, offset=position - start,
+                            length=stop - position):
+                        position += len(data)
+                        yield data
+                except driver_base.ObjectNotFound:
+                    # Consumed by the completion, or discarded: wait
+                    # until the fill says which.
+                    if not self.finished and self.error is None:
+                        await changed.wait()
+                continue
+            inside = position - self._tail_offset
+            if 0 <= inside < len(self._tail):
+                stop = len(self._tail) if end is None else min(
+                    len(self._tail), end - self._tail_offset)
+                data = bytes(self._tail[inside:min(stop, inside + _PIECE)])
+                position += len(data)
+                yield data
+                continue
+            # Past what arrived (or all arrived, and the completion is
+            # under way).
+            await changed.wait()
+
+    def _segment_at(self, position):
+        for start, size, path in self._segments:
+            if start <= position < start + size:
+                return start, size, path
+        return None
+
+    async def _read_blob(self, position, end):
+        blobs = self.storage.blobs
+        source = await blobs.source(self.repository, self.digest)
+        if position >= source.size:
+            return
+        length = None if end is None else end - position
+        async for data in blobs.read(source, offset=position, length=length):
+            yield data
