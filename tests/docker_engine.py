@@ -26,8 +26,21 @@ ETC_DOCKER = '/etc/docker'
 
 
 def docker_available():
-    return bool(shutil.which('dockerd') and shutil.which('unshare')
-                and docker_cli())
+    return docker_unavailable_reason() is None
+
+
+def docker_unavailable_reason():
+    """Why no private engine can run here (a skip reason), or None."""
+    missing = [name for name in ('dockerd', 'unshare')
+               if not shutil.which(name)]
+    if not docker_cli():
+        missing.append('docker')
+    if missing:
+        return ('not installed: %s (tools/test.sh installs docker.io)'
+                % ', '.join(missing))
+    if os.geteuid() != 0:
+        return 'dockerd and unshare -m need root'
+    return None
 
 
 def docker_cli():
@@ -173,9 +186,40 @@ class DockerEngine:
                                  result.stdout, result.stderr))
         return result
 
-    def login(self, host_port, username, password):
+    def login(self, host_port, username, password, *, check=True):
         return self.run('login', '--username', username, '--password-stdin',
-                        host_port, input=password)
+                        host_port, input=password, check=check)
+
+    def load(self, archive):
+        """``docker load -i ARCHIVE``; the names it loaded."""
+        result = self.run('load', '-i', archive)
+        return [line.split(':', 1)[1].strip()
+                for line in result.stdout.splitlines()
+                if line.startswith('Loaded image')]
+
+    def image_id(self, reference):
+        """The image's ID (its config digest), or None if there is none."""
+        result = self.run('image', 'inspect', '--format', '{{.Id}}',
+                          reference, check=False)
+        return result.stdout.strip() if result.returncode == 0 else None
+
+    def repo_digests(self, reference):
+        """The ``NAME@DIGEST`` entries docker recorded for the image."""
+        result = self.run('image', 'inspect', '--format',
+                          '{{json .RepoDigests}}', reference)
+        return json.loads(result.stdout)
+
+    def write_client_auths(self, auths):
+        """Replace the CLI's ``auths`` in config.json (other keys stay)."""
+        path = os.path.join(self.client_config, 'config.json')
+        config = {}
+        if os.path.exists(path):
+            with open(path) as f:
+                config = json.load(f)
+        config['auths'] = auths
+        with open(path, 'w') as f:
+            json.dump(config, f)
+        os.chmod(path, 0o600)
 
     def client_auths(self):
         path = os.path.join(self.client_config, 'config.json')

@@ -18,6 +18,7 @@ REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(
 if REPO_ROOT not in sys.path:
     sys.path.insert(0, REPO_ROOT)
 
+from tests import docker_engine  # noqa: E402
 from tests import images  # noqa: E402
 from tests.clients.tools import ContainerTools  # noqa: E402
 from tests.clients.tools import Layout  # noqa: E402
@@ -95,3 +96,24 @@ def docker_archive(skopeo, oci_image, tmp_path):
                                'test/archive:v1', env=skopeo.env,
                                policy=skopeo.policy)
     return path
+
+
+@pytest.fixture
+def docker_engines(tmp_path):
+    """Make private docker engines: ``docker_engines(name, **kw)`` is a
+    :class:`tests.docker_engine.DockerEngine` under ``tmp_path/name``, not
+    started yet; each is stopped and removed after the test. Skips the
+    test where dockerd cannot run."""
+    reason = docker_engine.docker_unavailable_reason()
+    if reason:
+        pytest.skip(reason)
+    engines = []
+
+    def make(name='docker', **kw):
+        engine = docker_engine.DockerEngine(tmp_path / name, **kw)
+        engines.append(engine)
+        return engine
+
+    yield make
+    for engine in engines:
+        engine.cleanup()

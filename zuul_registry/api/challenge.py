@@ -20,12 +20,19 @@ _HOST_RE = re.compile(r'(?:%s(?:\.%s)*|\[[0-9A-Fa-f:.]+\])(?::%s)?'
                       % (_LABEL, _LABEL, oci.PORT_PATTERN), re.ASCII)
 
 
-def bearer(request, scope=None):
-    """The WWW-Authenticate value asking for a token for `scope`."""
+def bearer(request, scope=None, *, error=None):
+    """The WWW-Authenticate value asking for a token for `scope`.
+
+    `error` is RFC 6750's: "insufficient_scope" tells a client whose
+    valid token lacks the access that it is denied (docker says so),
+    rather than that it should log in.
+    """
     value = 'Bearer realm=%s,service=%s' % (_quoted(realm(request)),
                                             _quoted(auth_module.SERVICE))
     if scope:
         value += ',scope=%s' % _quoted(scope)
+    if error:
+        value += ',error=%s' % _quoted(error)
     return value
 
 

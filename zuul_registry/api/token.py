@@ -6,9 +6,13 @@ or grant_type=refresh_token (refresh_token), and scope, possibly several
 scopes separated by spaces.  The form must be urlencoded UTF-8 (RFC 6749);
 any other body is 400 with the usual error body.
 
-When anonymous pull is allowed, credentials that do not match still get
-an anonymous token rather than 401: the docker daemon forwards the
-user's Docker Hub credentials to a mirror, and could not pull otherwise.
+When anonymous pull is allowed, credentials that do not match (a
+password, or a refresh token) still get an anonymous token rather than
+401 for a request that names a scope: the docker daemon forwards the
+user's Docker Hub credentials (or identity token) to a mirror with the
+scope of the pull, and could not pull otherwise.  A request without a
+scope is a login (`docker login` asks for none); it is told the truth,
+so a wrong password is never reported as a successful login.
 """
 
 import logging
@@ -33,12 +37,16 @@ def _refused(message):
         'WWW-Authenticate': 'Basic realm="%s"' % auth_module.SERVICE})
 
 
-async def _identity(auth, name, password):
+def _anonymous_fallback(auth, scopes):
+    return bool(scopes) and auth_module.PULL in auth.anonymous_actions
+
+
+async def _identity(auth, name, password, scopes):
     """(subject, actions) for credentials, with the anonymous fallback."""
     actions = await auth.user_actions(name, password)
     if actions is not None:
         return name, actions
-    if auth_module.PULL in auth.anonymous_actions:
+    if _anonymous_fallback(auth, scopes):
         log.info('Unknown credentials for %r; issuing an anonymous token',
                  name)
         return None, auth.anonymous_actions
@@ -52,12 +60,12 @@ async def get_token(request):
             request.headers.get('Authorization'))
     except auth_module.AuthError as e:
         raise _refused(str(e)) from None
+    scopes = request.query.getall('scope', [])
     if credentials is None:
         subject, actions = None, auth.anonymous_actions
     else:
-        subject, actions = await _identity(auth, *credentials)
-    token = auth.issue_token(subject, actions,
-                             request.query.getall('scope', []))
+        subject, actions = await _identity(auth, *credentials, scopes)
+    token = auth.issue_token(subject, actions, scopes)
     token['access_token'] = token['token']
     return web.json_response(token)
 
@@ -90,24 +98,31 @@ async def post_token(request):
     auth = request.app[base.AUTH]
     form = await _form(request)
     grant_type = form.get('grant_type')
+    scopes = form.getall('scope', [])
     if grant_type == 'password':
         subject, actions = await _identity(
-            auth, form.get('username', ''), form.get('password', ''))
+            auth, form.get('username', ''), form.get('password', ''),
+            scopes)
     elif grant_type == 'refresh_token':
         try:
             subject = auth.refresh_subject(form.get('refresh_token', ''))
+            actions = auth_module.ACCESS_ACTIONS[
+                auth.users[subject].access]
         except auth_module.AuthError as e:
-            raise _refused(str(e)) from None
-        actions = auth_module.ACCESS_ACTIONS[auth.users[subject].access]
+            if not _anonymous_fallback(auth, scopes):
+                raise _refused(str(e)) from None
+            # Someone else's identity token (docker's Hub login).
+            log.info('Unknown refresh token; issuing an anonymous token')
+            subject, actions = None, auth.anonymous_actions
     else:
         # 400, as RFC 6749 (5.2) has it: POST itself is allowed here.
         raise errors.FormInvalid('grant_type must be password or '
                                  'refresh_token')
-    token = auth.issue_token(subject, actions, form.getall('scope', []))
+    token = auth.issue_token(subject, actions, scopes)
     response = {'access_token': token['token'],
                 'expires_in': token['expires_in'],
                 'issued_at': token['issued_at'],
-                'scope': ' '.join(form.getall('scope', []))}
+                'scope': ' '.join(scopes)}
     if subject is not None:
         response['refresh_token'] = auth.issue_refresh_token(subject)
     return web.json_response(response)
