@@ -83,7 +83,9 @@ async def prune(config, driver, *, dry_run=False, now=None,
     storage = Storage(driver, Namespaces(
         namespaced=config.namespaced,
         default_namespace=config.default_namespace))
-    pruner = _Pruner(storage, expiration=config.expiration, dry_run=dry_run,
+    pruner = _Pruner(storage, expiration=config.expiration,
+                     upstream_expiration=config.upstream_expiration,
+                     dry_run=dry_run,
                      now=time.time() if now is None else now,
                      upload_expiry=upload_expiry, grace=grace,
                      report=report or (lambda line: log.info('%s', line)))
@@ -96,10 +98,11 @@ async def prune(config, driver, *, dry_run=False, now=None,
 class _Pruner:
 
     def __init__(self, storage, *, expiration, dry_run, now, upload_expiry,
-                 grace, report):
+                 grace, report, upstream_expiration=None):
         self.storage = storage
         self.driver = storage.driver
         self.expiration = expiration
+        self.upstream_expiration = upstream_expiration
         self.dry_run = dry_run
         self.now = now
         self.upload_expiry = upload_expiry
@@ -114,7 +117,7 @@ class _Pruner:
     async def namespace(self, namespace):
         log.info('Pruning %s', paths.namespace_root(namespace))
         await self._uploads(namespace)
-        if self.expiration is None:
+        if self.expiration is None and self.upstream_expiration is None:
             return   # without expiration, blobs are left alone
         expired = set()
         for repository in await self._repositories(namespace):
@@ -154,22 +157,33 @@ class _Pruner:
 
     # -- manifests --------------------------------------------------------
 
+    def _cutoff(self, record):
+        """Manifests written before this time expire (-inf: never).
+
+        A manifest fetched from an upstream (its revision names it)
+        follows `upstream-expiration`, one pushed here `expiration`.
+        """
+        expiration = self.upstream_expiration if record.get('upstream') \
+            else self.expiration
+        return float('-inf') if expiration is None \
+            else self.now - expiration
+
     async def _expire_manifests(self, repository):
         """Expire what is due in `repository`; the digests expired."""
-        cutoff = self.now - self.expiration
         revisions = await _revisions(self.driver, repository)
-        roots = [d for d, (mtime, _) in revisions.items() if mtime >= cutoff]
+        roots = [d for d, (mtime, record) in revisions.items()
+                 if mtime >= self._cutoff(record)]
         kept = await Marker(self.storage, repository.namespace).reach(
             repository, roots, within=revisions)
         expired = set()
         for digest in sorted(set(revisions) - kept, key=str):
-            if await self._expire(repository, digest, revisions[digest],
-                                  cutoff):
+            if await self._expire(repository, digest, revisions[digest]):
                 expired.add(digest)
         return expired
 
-    async def _expire(self, repository, digest, revision, cutoff):
-        mtime, media_type = revision
+    async def _expire(self, repository, digest, revision):
+        mtime, record = revision
+        cutoff = self._cutoff(record)
         tags = await self._tag_ages(repository, digest)
         if any(age >= cutoff for age in tags.values()):
             return False   # tagged since we listed: pushed again
@@ -203,8 +217,7 @@ class _Pruner:
             # Pushed again meanwhile, perhaps under a tag we had just
             # looked at: put back the revision and the tags we removed,
             # unless a tag was written anew since.
-            await self.driver.put(path, json.dumps(
-                {'mediaType': media_type}).encode('utf8'))
+            await self.driver.put(path, json.dumps(record).encode('utf8'))
             for tag in removed:
                 await self._put_back_tag(repository, tag, digest)
             self.report('kept manifest %s in %s: pushed again while it was '
@@ -320,16 +333,16 @@ class _Pruner:
 
 
 async def _revisions(driver, repository):
-    """{digest: (mtime, media type)} of the repository's manifests."""
+    """{digest: (mtime, revision record)} of the repository's manifests."""
     root = paths.revisions(repository.namespace, repository.name)
     found = {}
     for digest in await listing.digests(driver, root, levels=1):
         path = paths.revision(repository.namespace, repository.name, digest)
         try:
             stat = await driver.stat(path)
-            media_type = json.loads(await driver.get(path)).get('mediaType')
-        except (driver_base.ObjectNotFound, ValueError, AttributeError):
+            record = json.loads(await driver.get(path))
+        except (driver_base.ObjectNotFound, ValueError):
             continue
-        if stat is not None:
-            found[digest] = (stat.mtime, media_type)
+        if stat is not None and isinstance(record, dict):
+            found[digest] = (stat.mtime, record)
     return found

@@ -7,15 +7,19 @@ aiohttp servers written for them.
 """
 
 import asyncio
+import dataclasses
 import hashlib
 import json
+import time
 
 import pytest
 from aiohttp import web
 
+from zuul_registry import oci
 from zuul_registry.api import base
 from zuul_registry.app import make_app
 from zuul_registry.config.model import Upstream
+from zuul_registry.prune import prune
 from zuul_registry.storage import paths
 from tests.api.helpers import (assert_error, digest_of, make_config,
                                push_blob, push_image)
@@ -267,7 +271,6 @@ async def test_a_failed_fill_cuts_the_client_off_and_commits_nothing(
         if not storage.pullthrough._fills:
             break
         await asyncio.sleep(0.05)
-    from zuul_registry import oci
     digest = oci.Digest.parse(fake.digest)
     assert await storage.driver.stat(paths.blob(None, digest)) is None
     assert await storage.driver.list(paths.uploads(None)) == []
@@ -351,3 +354,35 @@ async def test_an_index_and_its_children_come_through(
     response = await mirror.get('/v2/org/multi/manifests/%s' % child)
     assert response.status == 200
     assert response.headers['Docker-Content-Digest'] == child
+
+
+async def test_fetched_manifests_expire_by_their_own_rule(
+        upstream, pusher, make_mirror, tmp_path):
+    """upstream-expiration expires what was fetched, and nothing pushed
+    here; a pinned tag fetches its digest again afterwards."""
+    fetched, _ = await push_image(pusher, 'org/img', 'v1', layer=b'up')
+    mirror = await make_mirror(url_of(upstream))
+    body = await (await mirror.get('/v2/org/img/manifests/v1')).read()
+    layer = json.loads(body)['layers'][0]['digest']
+    assert await (await mirror.get('/v2/org/img/blobs/' + layer)).read() \
+        == b'up'
+    pushed, _ = await push_image(mirror, 'org/mine', 'v1', layer=b'mine')
+    storage = mirror.app[base.STORAGE]
+    config = mirror.app[base.CONFIG]
+    later = time.time() + 7200
+    summary = await prune(dataclasses.replace(
+        config, upstream_expiration=3600), storage.driver, now=later,
+        upload_expiry=0)
+    assert summary.objects['manifests'] == 1
+    revision = paths.revision(None, 'org/img', oci.Digest.parse(fetched))
+    assert await storage.driver.stat(revision) is None
+    assert await storage.driver.stat(paths.revision(
+        None, 'org/mine', oci.Digest.parse(pushed))) is not None
+    # Without upstream-expiration, nothing fetched or pushed expires.
+    summary = await prune(config, storage.driver, now=later,
+                          upload_expiry=0)
+    assert summary.objects['manifests'] == 0
+    # The pinned tag still means that digest: fetched again on demand.
+    response = await mirror.get('/v2/org/img/manifests/v1')
+    assert response.headers['Docker-Content-Digest'] == fetched
+    assert await storage.driver.stat(revision) is not None

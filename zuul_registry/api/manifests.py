@@ -4,6 +4,7 @@ from aiohttp import web
 
 from zuul_registry import oci
 from zuul_registry.api import base
+from zuul_registry.storage import provenance
 
 
 async def put_manifest(request):
@@ -44,6 +45,8 @@ async def get_manifest(request):
         manifest = await storage.pullthrough.manifest(repository, reference)
     else:
         manifest = await storage.manifests.get(repository, reference)
+    storage.provenance.served(repository, reference, manifest.digest,
+                              manifest.upstream or provenance.LOCAL)
     headers = {
         oci.CONTENT_DIGEST_HEADER: str(manifest.digest),
         'Content-Type': manifest.media_type,

@@ -115,6 +115,7 @@ _REGISTRY_FIELDS = {
         int, lambda value: 0 < value <= 30 * 86400,
         'must be from 1 to 2592000 seconds')),
     'upstreams': _Field('upstreams', _upstreams),
+    'upstream-expiration': _Field('upstream_expiration', _EXPIRATION),
 }
 
 
@@ -274,6 +275,9 @@ def describe(config) -> str:
     parts.append(_describe_storage(config.storage))
     if config.expiration:
         parts.append(f'expiration after {config.expiration}s')
+    if config.upstream_expiration:
+        parts.append(f'fetched manifests expire after '
+                     f'{config.upstream_expiration}s')
     if config.prune_interval:
         parts.append(f'pruning every {config.prune_interval}s')
     parts.append(f'namespaces on (default {config.default_namespace})'

@@ -74,6 +74,8 @@ class Config:
     delete_enabled: bool = True   # false: manifest, tag, blob DELETE is 405
     prune_interval: Optional[int] = None   # seconds; serve prunes itself
     upstreams: tuple = ()   # of Upstream
+    # seconds; prune expires manifests fetched from upstreams after this
+    upstream_expiration: Optional[int] = None
 
     def upstream_for(self, namespace):
         """The Upstream serving `namespace` (None: namespaces off)."""

@@ -29,6 +29,7 @@ class Manifest(NamedTuple):
     digest: oci.Digest
     media_type: str
     body: bytes
+    upstream: Optional[str] = None   # URL it was fetched from, if it was
 
 
 class Descriptor(NamedTuple):
@@ -141,8 +142,12 @@ def _distributable(descriptor):
     return descriptor.media_type not in oci.FOREIGN_LAYER_TYPES
 
 
-def _revision(media_type):
-    return json.dumps({'mediaType': media_type}).encode('utf8')
+def _revision(media_type, upstream=None):
+    record = {'mediaType': media_type}
+    if upstream:
+        # Fetched by pull-through: prune expires it by its own rule.
+        record['upstream'] = upstream
+    return json.dumps(record).encode('utf8')
 
 
 class Manifests:
@@ -153,14 +158,14 @@ class Manifests:
         self.referrers = referrer_store or referrers.Referrers(driver)
 
     async def put(self, repository, reference, body, content_type, *,
-                  cached=False):
+                  upstream=None):
         """Validate and store a manifest; tag it if `reference` is a tag.
 
         A manifest with a subject is recorded as its referrer, whether
-        or not the subject exists.  Returns a Stored.  A `cached`
-        manifest comes from an upstream registry (pull-through): the
-        blobs it references are fetched when asked for, so they need
-        not be here.
+        or not the subject exists.  Returns a Stored.  A manifest with
+        an `upstream` (the registry's URL) was fetched from there by
+        pull-through: the blobs it references are fetched when asked
+        for, so they need not be here.
         """
         digest = oci.Digest.of(body)
         if oci.is_digest(reference):
@@ -175,14 +180,14 @@ class Manifests:
                                                           content_type)
         entry = None if subject is None else referrers.descriptor(
             doc, digest, len(body), media_type)
-        if cached:
+        if upstream:
             blobs, children = [], []
         else:
             await self._check_references(repository, blobs, children)
         await self.blobs.put_small(repository, digest, body)
         await self.driver.put(
             paths.revision(repository.namespace, repository.name, digest),
-            _revision(media_type))
+            _revision(media_type, upstream))
         if not oci.is_digest(reference):
             # Written even when it already names the digest: its fresh
             # time tells garbage collection the manifest was just pushed.
@@ -191,13 +196,13 @@ class Manifests:
                 str(digest).encode('ascii'))
         if subject is not None:
             await self.referrers.add(repository, subject, entry)
-        await self._settle(repository, reference, digest, body, media_type,
-                           blobs, children)
+        await self._settle(repository, reference, digest, body,
+                           _revision(media_type, upstream), blobs, children)
         log.info('Manifest %s (%s) stored in %s as %s', digest, media_type,
                  repository, reference)
         return Stored(digest, subject)
 
-    async def _settle(self, repository, reference, digest, body, media_type,
+    async def _settle(self, repository, reference, digest, body, record,
                       blobs, children):
         """Check, after every write, that all this PUT acknowledges is
         there, and put back what a concurrent DELETE or prune took.
@@ -223,7 +228,7 @@ class Manifests:
         await self._settle_tag(repository, reference, digest)
         revision = paths.revision(namespace, name, digest)
         if await self.driver.stat(revision) is None:
-            await self.driver.put(revision, _revision(media_type))
+            await self.driver.put(revision, record)
             log.info('Manifest %s of %s: revision removed meanwhile, '
                      'restored', digest, repository)
             await self._settle_tag(repository, reference, digest)
@@ -306,7 +311,8 @@ class Manifests:
         except errors.BlobUnknown:
             raise errors.ManifestUnknown(
                 'manifest %s missing from storage' % digest) from None
-        return Manifest(digest, revision['mediaType'], body)
+        return Manifest(digest, revision['mediaType'], body,
+                        revision.get('upstream'))
 
     async def tags(self, repository):
         """Sorted tag names; NameUnknown if the repository has none."""

@@ -21,6 +21,11 @@ when namespaces are on, "_default" otherwise)::
     NS/_repositories/REPO/_upstream_tags/TAG   JSON: digest an upstream's tag
                                                named, and when it was checked
                                                (pull-through; pushed tags win)
+    NS/_repositories/REPO/_served/_tags/TAG/ALG/HEX
+    NS/_repositories/REPO/_served/_digests/ALG/HEX
+                                               JSON: a manifest was served by
+                                               that tag (as ALG:HEX) or
+                                               digest: source, first, last
     NS/_repositories/REPO/_referrers/ALG/HEX/RALG/RHEX
                                                JSON: descriptor of manifest
                                                RALG:RHEX, whose subject is
@@ -150,6 +155,20 @@ def tag(namespace, repository_name, tag_name):
 def upstream_tag(namespace, repository_name, tag_name):
     return '%s/_upstream_tags/%s' % (repository(namespace, repository_name),
                                      tag_name)
+
+
+def served(namespace, repository_name):
+    return repository(namespace, repository_name) + '/_served'
+
+
+def served_record(namespace, repository_name, reference, digest):
+    """Where provenance notes that `reference` (a tag, or the digest
+    itself) served the manifest `digest`."""
+    base = served(namespace, repository_name)
+    if reference == str(digest):
+        return '%s/_digests/%s/%s' % (base, digest.algorithm, digest.hex)
+    return '%s/_tags/%s/%s/%s' % (base, reference, digest.algorithm,
+                                  digest.hex)
 
 
 def referrers(namespace, repository_name, subject):

@@ -164,7 +164,8 @@ class PullThrough:
         try:
             stored = await self.storage.manifests.put(
                 repository, str(oci.Digest.of(fetched.body)) if not claimed
-                else claimed, fetched.body, fetched.media_type, cached=True)
+                else claimed, fetched.body, fetched.media_type,
+                upstream=upstream.url)
         except errors.ManifestInvalid as e:
             raise errors.UpstreamUnavailable(
                 '%s sent an unusable manifest for %s:%s: %s'
@@ -232,16 +233,18 @@ class PullThrough:
     async def blob(self, repository, digest):
         """A BlobSource of a blob here, or a Fill bringing it in."""
         blobs = self.storage.blobs
+        # A fill under way first: its readers finish from the blob once
+        # it is committed, and it is forgotten only after that.
+        key = (repository.namespace, repository.name, str(digest))
+        fill = self._fills.get(key)
+        if fill is not None and fill.error is None:
+            return fill
         try:
             return await blobs.source(repository, digest)
         except errors.BlobUnknown:
             upstream = self.upstream(repository)
             if upstream is None:
                 raise
-        key = (repository.namespace, repository.name, str(digest))
-        fill = self._fills.get(key)
-        if fill is not None and fill.error is None:
-            return fill
         if await blobs.stat(repository.namespace, digest) is not None:
             # Here for another repository: link it once the upstream
             # confirms this repository has it too.
@@ -252,6 +255,15 @@ class PullThrough:
                                   repository, digest, upstream)
 
     async def _start_fill(self, key, repository, digest, upstream):
+        # A fill may have started, or even finished, since the caller
+        # looked.
+        fill = self._fills.get(key)
+        if fill is not None and fill.error is None:
+            return fill
+        try:
+            return await self.storage.blobs.source(repository, digest)
+        except errors.BlobUnknown:
+            pass
         stack = contextlib.AsyncExitStack()
         try:
             stream = await stack.enter_async_context(
