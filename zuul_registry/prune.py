@@ -32,8 +32,9 @@ than GRACE and that a mark made after that found unneeded:
    longer than any request, so a client's HEAD that found a blob comes
    long before that blob can be purged.
 
-Manifests expire when their revision is older than `expiration` and no
-kept manifest reaches them.  Expiring removes the revision first and the
+Manifests expire when their revision is older than `expiration` (or,
+for one pull-through fetched from an upstream, `upstream-expiration`)
+and no kept manifest reaches them.  Expiring removes the revision first and the
 tags after, as a client DELETE does, and then looks again: a tag written
 since the decision (a re-push under any tag rewrites its tag object)
 brings the revision back, and the re-push's own check after writing its
