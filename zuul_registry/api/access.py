@@ -9,7 +9,8 @@ it then lists only what the request may pull (api/catalog.py); its
 challenge names the scope `registry:catalog:*`.  A request without valid
 credentials gets 401 with a Bearer challenge (api/challenge.py) naming
 the scope it needs; a user who authenticated but lacks the access gets
-403 DENIED.
+403 DENIED.  The token endpoint and the health checks (/healthz,
+/readyz) need no credentials.
 """
 
 import logging
@@ -17,7 +18,7 @@ import logging
 from aiohttp import web
 
 from zuul_registry import auth as auth_module
-from zuul_registry.api import base, challenge, errors
+from zuul_registry.api import base, challenge, errors, health
 
 log = logging.getLogger('zuul_registry.api.access')
 
@@ -43,7 +44,7 @@ def challenge_actions(action):
 @web.middleware
 async def access_middleware(request, handler):
     auth = request.app[base.AUTH]
-    if request.path.startswith('/auth/'):
+    if request.path.startswith('/auth/') or request.path in health.PATHS:
         return await handler(request)
     try:
         grants = await auth.grants_for_request(

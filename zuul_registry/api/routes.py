@@ -1,7 +1,7 @@
 """The one route table of the registry API."""
 
-from zuul_registry.api import (base, blobs, catalog, manifests, referrers,
-                               tags, token, uploads)
+from zuul_registry.api import (base, blobs, catalog, health, manifests,
+                               referrers, tags, token, uploads)
 
 # A repository name spans several path components, so it is matched
 # greedily; each route ends in fixed words the name cannot swallow.
@@ -38,6 +38,7 @@ ROUTES = [
 
 def add_routes(app):
     """Add every route; HEAD is answered wherever GET is."""
+    health.add_routes(app)
     for path, methods in ROUTES:
         resource = app.router.add_resource(path)
         for method, handler in methods.items():

@@ -31,6 +31,8 @@ when namespaces are on, "_default" otherwise)::
                                                RALG:RHEX, whose subject is
                                                ALG:HEX
     _namespaces/NS                             empty: NS holds repositories
+    _health/PROBE                              a readiness check's object,
+                                               written, read and removed
 
 REPO is the repository name, which may span several components
 ("org/image").  A repository is a directory under _repositories that has
@@ -183,3 +185,7 @@ def referrer(namespace, repository_name, subject, digest):
 
 def namespace_marker(namespace):
     return '%s/%s' % (NAMESPACE_MARKERS, namespace_root(namespace))
+
+
+def health_probe(token):
+    return '_health/%s' % token
