@@ -1,7 +1,15 @@
-"""zuul-registry [-c FILE] [-d] serve | check-config | prune [--dry-run]."""
+"""zuul-registry [-c FILE] [-d] [serve | check-config | prune [--dry-run] |
+report [--json]].
+
+Without -c, the file named by $ZUUL_REGISTRY_CONFIG is read (a container
+image sets it); without a command, the registry serves. So an image run as
+``zuul-registry -d`` serves its mounted configuration, as zuul-jobs'
+run-buildset-registry starts its image.
+"""
 
 import argparse
 import logging
+import os
 import ssl
 import sys
 
@@ -9,20 +17,27 @@ from zuul_registry import config as config_module
 
 log = logging.getLogger('zuul_registry.cli')
 
+CONFIG_ENV = 'ZUUL_REGISTRY_CONFIG'
+
 
 def _parser():
     parser = argparse.ArgumentParser(
         prog='zuul-registry',
+        usage='%(prog)s [-h] [-c FILE] [-d] [COMMAND ...]',
         description='A container image registry built for CI.')
     parser.add_argument(
         '-c', '--config', metavar='FILE',
-        help='configuration file; without it, serve runs on an embedded '
-             'default (plain HTTP on 127.0.0.1:5000, anonymous push and '
-             'pull, storage in ./zuul-registry-data)')
+        default=os.environ.get(CONFIG_ENV) or None,
+        help='configuration file (default: $%s); without either, serve '
+             'runs on an embedded default (plain HTTP on 127.0.0.1:5000, '
+             'anonymous push and pull, storage in ./zuul-registry-data)'
+             % CONFIG_ENV)
     parser.add_argument('-d', '--debug', action='store_true',
                         help='debug logging, including every request')
-    commands = parser.add_subparsers(dest='command', metavar='COMMAND')
-    commands.required = True
+    commands = parser.add_subparsers(
+        dest='command', metavar='COMMAND', title='commands',
+        prog='zuul-registry [-c FILE] [-d]',
+        description='default: serve')
     commands.add_parser('serve', help='run the registry')
     commands.add_parser('check-config',
                         help='validate the configuration file and exit')
@@ -32,6 +47,11 @@ def _parser():
     prune_parser.add_argument('--dry-run', action='store_true',
                               help='say what would be removed; remove '
                                    'nothing')
+    report_parser = commands.add_parser(
+        'report', help='list every manifest served, by which reference, '
+                       'from where, first and last')
+    report_parser.add_argument('--json', action='store_true',
+                               help='one JSON list instead of a table')
     return parser
 
 
@@ -154,8 +174,38 @@ def prune(args):
     print(asyncio.run(run()))
 
 
+def report(args):
+    import asyncio
+    import json
+
+    from zuul_registry.app import make_driver
+    from zuul_registry.storage import Storage
+    from zuul_registry.storage.namespaces import Namespaces
+    from zuul_registry.storage.provenance import format_report
+
+    config = _load(args.config) if args.config \
+        else config_module.default_config()
+
+    async def run():
+        driver = make_driver(config.storage)
+        try:
+            await driver.open()
+            storage = Storage(driver, Namespaces(
+                namespaced=config.namespaced,
+                default_namespace=config.default_namespace))
+            return await storage.provenance.report(storage.catalog)
+        finally:
+            await driver.close()
+
+    entries = asyncio.run(run())
+    if args.json:
+        print(json.dumps(entries, indent=1))
+    else:
+        print('\n'.join(format_report(entries)))
+
+
 def main(argv=None):
     args = _parser().parse_args(argv)
     _setup_logging(debug=args.debug)
-    {'serve': serve, 'check-config': check_config,
-     'prune': prune}[args.command](args)
+    {None: serve, 'serve': serve, 'check-config': check_config,
+     'prune': prune, 'report': report}[args.command](args)
