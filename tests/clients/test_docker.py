@@ -319,7 +319,7 @@ class RoleOutput:
     that the tests with the same facts share one role run.
     """
 
-    def __init__(self, base, facts):
+    def __init__(self, base, facts, **extra):
         from tests.roles.conftest import Ansible
         from tests.roles.conftest import use_role_vars
         self.base = str(base)
@@ -336,7 +336,8 @@ class RoleOutput:
                 use_buildset_registry_docker_daemon_json=daemon_json,
                 use_buildset_registry_docker_certs_dir=os.path.join(
                     self.etc_dir, 'certs.d'),
-                use_buildset_registry_docker_config=self.config_json))
+                use_buildset_registry_docker_config=self.config_json,
+                **extra))
         with open(daemon_json) as f:
             [mirror] = json.load(f)['registry-mirrors']
         assert mirror.startswith('https://'), mirror
@@ -361,11 +362,11 @@ def use_role(tmp_path_factory):
     """``use_role(facts)``: the role's RoleOutput; one run per facts."""
     outputs = {}
 
-    def run(facts):
-        key = json.dumps(facts, sort_keys=True)
+    def run(facts, **extra):
+        key = json.dumps([facts, extra], sort_keys=True)
         if key not in outputs:
             outputs[key] = RoleOutput(tmp_path_factory.mktemp('use-role'),
-                                      facts)
+                                      facts, **extra)
         return outputs[key]
     return run
 
@@ -459,9 +460,10 @@ def test_hub_key_credentials_let_docker_pull_where_anonymous_pull_is_refused(
     # The secured server has a read user, so anonymous pull is refused.
     facts = {'host': '::1', 'port': secured.port, 'username': WRITER.name,
              'password': WRITER.password, 'cert': ca_pem}
-    output = use_role(facts)
+    output = use_role(facts,
+                      use_buildset_registry_docker_hub_credentials=True)
     own = {'auth': _auth(WRITER.name, WRITER.password)}
-    # As the role writes them where no Docker Hub login exists.
+    # As the role writes them, when asked to, where no Hub login exists.
     assert output.auths[output.registry] == own
     assert output.auths[HUB_KEY] == own
     engine, loaded, image_id = _engine_configured_by(

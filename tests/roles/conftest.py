@@ -101,6 +101,9 @@ class Ansible:
             ZUUL_RETURN_RECORD=self.zuul_return_record,
         )
         self.env.pop('ANSIBLE_CONFIG', None)
+        # Only zuul_job() names a job directory: the stand-in zuul_return
+        # must never write into a real one.
+        self.env.pop('ZUUL_JOBDIR', None)
         self._count = 0
 
     def playbook(self, playbook, variables, *, check=False, diff=False,
@@ -111,8 +114,11 @@ class Ansible:
             json.dump(variables, f)
         os.chmod(vars_file, 0o600)
         require('ansible-playbook')
+        # Several playbooks run in one ansible-playbook, sharing facts.
+        playbooks = [playbook] if isinstance(playbook, str) else playbook
         args = [program('ansible-playbook'), '-i', self.inventory, '-e',
-                '@' + vars_file, os.path.join(PLAYBOOKS, playbook)]
+                '@' + vars_file] + [os.path.join(PLAYBOOKS, name)
+                                    for name in playbooks]
         if check:
             args.append('--check')
         if diff:
@@ -278,6 +284,14 @@ def buildset_registry(session_ansible, tmp_path_factory):
     stop_registry(root)
 
 
+def hosts_file_argv(hosts_file, argv):
+    """``argv`` run with ``hosts_file`` bind-mounted over /etc/hosts, in a
+    mount namespace of its own (the machine's /etc/hosts is untouched)."""
+    return ['unshare', '-m', '--propagation', 'private', '--', 'sh', '-c',
+            'mount --bind "$0" /etc/hosts && exec "$@"', str(hosts_file)] + [
+                str(arg) for arg in argv]
+
+
 def use_role_vars(root, registry_facts, **extra):
     """Variables that make use-buildset-registry write under ``root``."""
     root = str(root)
@@ -300,9 +314,26 @@ def use_role_vars(root, registry_facts, **extra):
         use_buildset_registry_buildkitd_toml=(
             root + '/etc/buildkit/buildkitd.toml'),
         use_buildset_registry_docker_config=root + '/home/.docker/config.json',
+        use_buildset_registry_kubelet_config=(
+            root + '/var/lib/kubelet/config.json'),
         use_buildset_registry_containers_auth=(
             root + '/home/.config/containers/auth.json'),
         use_buildset_registry_restart_services=False,
     )
     variables.update(extra)
     return variables
+
+
+def zuul_job(ansible, jobdir, **zuul):
+    """Play the playbooks ``ansible`` runs next as one Zuul job's: the
+    zuul_return stand-in keeps ``JOBDIR/work/results.json`` as the executor
+    does, and the returned ``zuul`` variable names it as
+    ``zuul.executor.result_data_file`` (with ``work_root``), beside the
+    other items given (build, artifacts, ...)."""
+    work = os.path.join(str(jobdir), 'work')
+    os.makedirs(work, exist_ok=True)
+    ansible.env['ZUUL_JOBDIR'] = str(jobdir)
+    variable = dict(zuul)
+    variable['executor'] = dict(
+        work_root=work, result_data_file=os.path.join(work, 'results.json'))
+    return variable

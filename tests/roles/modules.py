@@ -18,6 +18,7 @@ LIBRARIES = {
     'containers_registries_conf': 'use-buildset-registry',
     'buildkitd_toml': 'use-buildset-registry',
     'registry_json_config': 'use-buildset-registry',
+    'containerd_hosts_toml': 'use-buildset-registry',
 }
 
 

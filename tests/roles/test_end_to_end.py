@@ -20,6 +20,7 @@ import pytest
 from tests import images
 from tests.clients.tools import ContainerTools
 from tests.roles.conftest import Ansible
+from tests.roles.conftest import hosts_file_argv
 from tests.roles.conftest import require
 from tests.roles.conftest import use_role_vars
 
@@ -92,7 +93,12 @@ def test_podman_pulls_through_the_written_registries_conf(
         cert_dir = os.path.join(client_root, 'etc/containers/certs.d',
                                 buildset_registry.host_port)
         offset = buildset_registry.log_offset()
-        tools.podman('pull', '--cert-dir', cert_dir, IMAGE + ':latest')
+        # The mirror is named by the alias, which the role's hosts file
+        # maps to 127.0.0.1 (issue 10: zuul-jobs names every IP host so).
+        tools.run(*hosts_file_argv(
+            os.path.join(client_root, 'etc/hosts'),
+            ['podman'] + tools._storage_flags() + [
+                'pull', '--cert-dir', cert_dir, IMAGE + ':latest']))
         inspect = json.loads(tools.podman(
             'image', 'inspect', IMAGE + ':latest').stdout)
         assert inspect[0]['Id'] == pushed_image.config.digest.split(':')[1]
@@ -146,9 +152,11 @@ def test_ctr_pulls_through_the_written_hosts_toml(
         buildset_registry, client_root, pushed_image, containerd):
     hosts_dir = os.path.join(client_root, 'etc/containerd/certs.d')
     offset = buildset_registry.log_offset()
-    result = subprocess.run(
+    # ctr resolves the hosts.toml's alias itself: with the role's hosts file.
+    result = subprocess.run(hosts_file_argv(
+        os.path.join(client_root, 'etc/hosts'),
         ['ctr', '-a', containerd, '-n', 'zuul-registry-test', 'content',
-         'fetch', '--hosts-dir', hosts_dir, IMAGE + ':latest'],
+         'fetch', '--hosts-dir', hosts_dir, IMAGE + ':latest']),
         capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr
     listed = subprocess.run(

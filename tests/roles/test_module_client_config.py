@@ -86,7 +86,36 @@ def test_a_mirror_further_back_moves_to_the_front():
     data = tomllib.loads(edit_registries(text))
     assert [m['location'] for m in data['registry'][0]['mirror']] == [
         MIRROR + '/docker.io', 'm.example']
-    assert data['unqualified-search-registries'] == []
+    # The search registries asked for come first (issue 10).
+    assert data['unqualified-search-registries'] == ['docker.io']
+
+
+def test_search_registries_go_first_and_the_others_stay():
+    text = ('# head\nunqualified-search-registries = ["quay.io", '
+            '"docker.io"]\nshort-name-mode = "enforcing"\n')
+    result = edit_registries(text, search=['docker.io', 'ghcr.io'])
+    data = tomllib.loads(result)
+    assert data['unqualified-search-registries'] == [
+        'docker.io', 'ghcr.io', 'quay.io']
+    assert data['short-name-mode'] == 'enforcing'
+    assert result.startswith('# head\nunqualified-search-registries')
+    assert edit_registries(result, search=['docker.io', 'ghcr.io']) == result
+    # None asked for: the setting is left as it is.
+    assert edit_registries(text, search=[]).count(
+        'unqualified-search-registries = ["quay.io", "docker.io"]') == 1
+
+
+def test_json_entries_if_absent_never_replace_a_value():
+    before = {'auths': {'hub': {'auth': 'theirs'}}, 'credsStore': 'x'}
+    after = json_config.merge(before, {}, {'auths': {'r': {'auth': 'ours'}}},
+                              {'auths': {'hub': {'auth': 'ours'},
+                                         'new': {'auth': 'ours'}}})
+    assert after == {'auths': {'hub': {'auth': 'theirs'},
+                               'r': {'auth': 'ours'},
+                               'new': {'auth': 'ours'}},
+                     'credsStore': 'x'}
+    assert json_config.kept_entries(before, {'auths': {
+        'hub': {'auth': 'ours'}}}) == ['hub']
 
 
 def test_editing_twice_changes_nothing():

@@ -18,7 +18,10 @@ FACTS = {
     'cert': '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n',
 }
 NAMESPACES = ['docker.io', 'quay.io', 'gcr.io', 'registry.k8s.io', 'ghcr.io']
-REGISTRY = '203.0.113.5:5000'
+# An IPv4 registry is named by the alias (as zuul-jobs does, issue 10);
+# its address keeps the credentials and the CA too.
+ADDRESS = '203.0.113.5:5000'
+REGISTRY = 'zuul-jobs.buildset-registry:5000'
 
 EXISTING_REGISTRIES_CONF = '''\
 # Site settings: keep this comment.
@@ -109,8 +112,9 @@ def test_ca_is_trusted_everywhere(configured):
     assert read(root, '/usr/local/share/ca-certificates/'
                 'buildset-registry.crt') == FACTS['cert']
     for directory in ('docker', 'containers', 'containerd'):
-        assert read(root, '/etc/%s/certs.d/%s/ca.crt' % (
-            directory, REGISTRY)) == FACTS['cert']
+        for name in (REGISTRY, ADDRESS):
+            assert read(root, '/etc/%s/certs.d/%s/ca.crt' % (
+                directory, name)) == FACTS['cert']
     # The trust store was updated once: when the CA was new.
     assert read(root, 'ca-updates') == 'updated\n'
 
@@ -136,11 +140,13 @@ def test_registries_conf_mirrors_every_namespace(configured):
     assert by_prefix['internal.example.com'] == {
         'prefix': 'internal.example.com',
         'location': 'internal.example.com', 'insecure': True}
-    assert conf['unqualified-search-registries'] == ['quay.io', 'docker.io']
+    # buildset_registry_unqualified_registries ([docker.io]) first.
+    assert conf['unqualified-search-registries'] == ['docker.io', 'quay.io']
     assert conf['short-name-mode'] == 'enforcing'
     assert conf['aliases'] == {'tool': 'quay.io/example/tool'}
     for line in EXISTING_REGISTRIES_CONF.splitlines():
-        assert line in text.splitlines()
+        if not line.startswith('unqualified-search-registries'):
+            assert line in text.splitlines()
 
 
 def test_containerd_hosts_toml_per_namespace(configured):
@@ -172,8 +178,9 @@ def test_buildkitd_toml_mirrors(configured):
     for namespace in NAMESPACES[1:]:
         assert conf['registry'][namespace] == {
             'mirrors': ['%s/%s' % (REGISTRY, namespace)]}
-    assert conf['registry'][REGISTRY] == {'ca': [os.path.join(
-        root, 'etc/containers/certs.d', REGISTRY, 'ca.crt')]}
+    for name in (REGISTRY, ADDRESS):
+        assert conf['registry'][name] == {'ca': [os.path.join(
+            root, 'etc/containers/certs.d', name, 'ca.crt')]}
     assert 'debug = true  # keep me' in text
 
 
@@ -183,18 +190,19 @@ def test_credentials(configured):
     docker = json.loads(read(root, '/home/.docker/config.json'))
     assert docker == {
         'auths': {'quay.io': {'auth': 'c29tZTpvbmU='},
-                  REGISTRY: {'auth': auth},
-                  'https://index.docker.io/v1/': {'auth': auth}},
+                  REGISTRY: {'auth': auth}, ADDRESS: {'auth': auth}},
         'credHelpers': {'gcr.io': 'gcloud'}}
     containers = json.loads(read(root, '/home/.config/containers/'
                                  'auth.json'))
-    assert containers == {'auths': {REGISTRY: {'auth': auth}}}
+    assert containers == {'auths': {REGISTRY: {'auth': auth},
+                                    ADDRESS: {'auth': auth}}}
     path = os.path.join(root, 'home/.config/containers/auth.json')
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
 
 
-def test_ipv4_host_needs_no_hosts_entry(configured):
-    assert read(configured[0], '/etc/hosts') == '127.0.0.1 localhost\n'
+def test_ipv4_host_gets_the_alias_in_the_hosts_file(configured):
+    assert read(configured[0], '/etc/hosts') == (
+        '127.0.0.1 localhost\n203.0.113.5 zuul-jobs.buildset-registry\n')
 
 
 def test_ipv6_registry_is_named_by_its_alias(ansible, tmp_path):
@@ -252,7 +260,7 @@ def test_namespaces_in_the_zuul_jobs_pair_form(ansible, tmp_path):
             'location': '%s/%s' % (REGISTRY, namespace)}
     assert not [prefix for prefix in by_prefix if '/' in prefix]
     assert sorted(set(os.listdir(os.path.join(
-        root, 'etc/containerd/certs.d'))) - {REGISTRY}) == [
+        root, 'etc/containerd/certs.d'))) - {REGISTRY, ADDRESS}) == [
         'docker.io', 'quay.io', 'registry.example.com:5000']
     buildkit = tomllib.loads(read(root, '/etc/buildkit/buildkitd.toml'))
     assert buildkit['registry']['docker.io']['mirrors'] == [

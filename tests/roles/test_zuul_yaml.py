@@ -111,3 +111,195 @@ def test_files_matchers_match_something():
         for matcher in job.get('files', []):
             pattern = re.compile(matcher)
             assert any(pattern.match(path) for path in tree), (name, matcher)
+
+
+# Secrets. Zuul binds an encrypted value only through a ``secret``
+# definition that a job lists under ``secrets``; a secret is available to
+# the playbooks of the job that lists it, and to its parents' playbooks only
+# with ``pass-to-parent: true``. An encrypted value under ``vars`` is an
+# error in Zuul. The project's own jobs leave the secret to a site: the jobs
+# whose playbooks cannot run without ``intermediate_registry`` are
+# abstract, and playbooks/README.md shows how a site plugs its secret in.
+
+SECRET_VARIABLE = 'intermediate_registry'
+SECRET_ROLES = ('push-to-intermediate-registry',
+                'pull-from-intermediate-registry')
+
+
+class Encrypted(str):
+    """A ``!encrypted/...`` value as Zuul's loader would see it."""
+
+
+class ZuulLoader(yaml.SafeLoader):
+    pass
+
+
+def _encrypted(loader, suffix, node):
+    if isinstance(node, yaml.SequenceNode):
+        return Encrypted(''.join(loader.construct_sequence(node)))
+    return Encrypted(loader.construct_scalar(node))
+
+
+ZuulLoader.add_multi_constructor('!encrypted/', _encrypted)
+
+
+def encrypted_values(node, path=''):
+    if isinstance(node, Encrypted):
+        yield path
+    elif isinstance(node, dict):
+        for key, value in node.items():
+            yield from encrypted_values(value, '%s.%s' % (path, key))
+    elif isinstance(node, list):
+        for index, value in enumerate(node):
+            yield from encrypted_values(value, '%s[%d]' % (path, index))
+
+
+def readme_zuul_examples():
+    """The Zuul configuration in playbooks/README.md: every yaml block
+    that is a list of Zuul configuration items."""
+    with open(os.path.join(REPO_ROOT, 'playbooks', 'README.md')) as f:
+        text = f.read()
+    items = []
+    for block in re.findall(r'^```yaml\n(.*?)^```', text,
+                            re.MULTILINE | re.DOTALL):
+        loaded = yaml.load(block, Loader=ZuulLoader)
+        if isinstance(loaded, list) and all(
+                isinstance(item, dict) and len(item) == 1
+                and next(iter(item)) in ('job', 'secret', 'project')
+                for item in loaded):
+            items.extend(loaded)
+    return items
+
+
+def vars_sections(items):
+    """(where, vars) for every job and project-pipeline job vars."""
+    for item in items:
+        if 'job' in item:
+            job = item['job']
+            for key in ('vars', 'extra-vars', 'host-vars', 'group-vars'):
+                if key in job:
+                    yield 'job %s %s' % (job['name'], key), job[key]
+        if 'project' in item:
+            project = item['project']
+            if 'vars' in project:
+                yield 'project vars', project['vars']
+            for pipeline, value in project.items():
+                if not isinstance(value, dict):
+                    continue
+                for entry in value.get('jobs', []):
+                    if isinstance(entry, dict):
+                        for name, attributes in entry.items():
+                            for key in ('vars', 'extra-vars'):
+                                if key in (attributes or {}):
+                                    yield ('%s %s %s' % (pipeline, name, key),
+                                           attributes[key])
+
+
+def playbook_needs_secret(playbook_path):
+    """Whether a playbook runs a role that needs intermediate_registry
+    without a ``when`` that skips it when the variable is undefined."""
+    with open(playbook_path) as f:
+        plays = yaml.safe_load(f)
+    for play in plays:
+        for task in play.get('tasks', []) + play.get('roles', []):
+            if isinstance(task, str):
+                role, when = task, []
+            elif 'role' in task:
+                role, when = task['role'], task.get('when', [])
+            else:
+                include = (task.get('ansible.builtin.include_role')
+                           or task.get('include_role') or {})
+                role, when = include.get('name'), task.get('when', [])
+            when = when if isinstance(when, list) else [when]
+            if role in SECRET_ROLES and not any(
+                    '%s is defined' % SECRET_VARIABLE in str(condition)
+                    for condition in when):
+                return True
+    return False
+
+
+def jobs_using_secret_variable():
+    """Our jobs with a playbook that uses intermediate_registry at all."""
+    used = set()
+    for name, job in jobs().items():
+        for playbook in playbooks_of(job):
+            with open(os.path.join(REPO_ROOT, playbook)) as f:
+                text = f.read()
+            if SECRET_VARIABLE in text or any(
+                    role in text for role in SECRET_ROLES):
+                used.add(name)
+    return used
+
+
+def test_no_encrypted_value_under_vars():
+    for source in (zuul_config(), readme_zuul_examples()):
+        for where, variables in vars_sections(source):
+            assert list(encrypted_values(variables)) == [], where
+
+
+def test_jobs_that_need_the_secret_are_abstract():
+    """A job whose playbooks fail without intermediate_registry cannot run
+    as it is: a site's child job must pass its secret to it."""
+    for name, job in jobs().items():
+        needs = any(playbook_needs_secret(os.path.join(REPO_ROOT, playbook))
+                    for playbook in playbooks_of(job))
+        if needs:
+            assert job.get('abstract') is True, name
+            assert 'pass-to-parent' in job.get('description', ''), name
+
+
+def test_jobs_that_may_take_the_secret_say_how():
+    for name in jobs_using_secret_variable():
+        description = jobs()[name].get('description', '')
+        assert SECRET_VARIABLE in description, name
+        assert 'pass-to-parent' in description, name
+
+
+def test_secrets_in_zuul_yaml_are_bound_as_zuul_binds_them():
+    """No secret definitions of a site in the project's zuul.yaml; any
+    job's secrets are names or name/secret pairs."""
+    for item in zuul_config():
+        assert 'secret' not in item
+        if 'job' in item:
+            for entry in item['job'].get('secrets', []):
+                assert isinstance(entry, str) or {'name', 'secret'} <= set(
+                    entry), item['job']['name']
+
+
+def test_readme_plugs_the_secret_in_with_pass_to_parent():
+    """The README's example: a secret definition with the intermediate
+    registry's fields (the password encrypted), and a child job of one of
+    our jobs that uses it, passing it to the parent's playbooks under the
+    name the roles read."""
+    items = readme_zuul_examples()
+    secrets = {item['secret']['name']: item['secret'] for item in items
+               if 'secret' in item}
+    assert secrets, 'no secret definition in playbooks/README.md'
+    for secret in secrets.values():
+        data = secret['data']
+        assert {'host', 'username', 'password'} <= set(data)
+        assert isinstance(data['password'], Encrypted)
+
+    ours = jobs()
+    users = jobs_using_secret_variable()
+    children = [item['job'] for item in items if 'job' in item
+                and item['job'].get('parent') in users]
+    assert children, 'no example job passes the secret to our jobs'
+    for job in children:
+        entries = [entry for entry in job.get('secrets', [])
+                   if isinstance(entry, dict)
+                   and entry.get('name') == SECRET_VARIABLE]
+        assert entries, job['name']
+        for entry in entries:
+            assert entry['secret'] in secrets, job['name']
+            # The parent's playbooks use it: only pass-to-parent lets them.
+            assert entry.get('pass-to-parent') is True, job['name']
+        assert job['parent'] in ours
+    # Every example job with secrets and no playbooks of its own passes
+    # them on: otherwise no playbook could see them.
+    for item in items:
+        job = item.get('job')
+        if job and job.get('secrets') and not list(playbooks_of(job)):
+            for entry in job['secrets']:
+                assert isinstance(entry, dict) and entry.get(
+                    'pass-to-parent') is True, job['name']

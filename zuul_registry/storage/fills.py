@@ -144,31 +144,44 @@ class Fill:
             segment = self._segment_at(position)
             if segment is not None:
                 start, size, path = segment
-                stop = start + size if end is None else min(start + size,
-                                                            end)
-                try:
-                    async for data in self.storage.driver.read(
-                            path, offset=position - start,
-                            length=stop - position):
-                        position += len(data)
-                        yield data
-                except driver_base.ObjectNotFound:
-                    # Consumed by the completion, or discarded: wait
-                    # until the fill says which.
-                    if not self.finished and self.error is None:
-                        await changed.wait()
-                continue
+                stop = self._readable(start + size, end)
+                if stop > position:
+                    try:
+                        async for data in self.storage.driver.read(
+                                path, offset=position - start,
+                                length=stop - position):
+                            position += len(data)
+                            yield data
+                    except driver_base.ObjectNotFound:
+                        # Consumed by the completion, or discarded: wait
+                        # until the fill says which.
+                        if not self.finished and self.error is None:
+                            await changed.wait()
+                    continue
             inside = position - self._tail_offset
-            if 0 <= inside < len(self._tail):
-                stop = len(self._tail) if end is None else min(
-                    len(self._tail), end - self._tail_offset)
-                data = bytes(self._tail[inside:min(stop, inside + _PIECE)])
-                position += len(data)
-                yield data
-                continue
-            # Past what arrived (or all arrived, and the completion is
-            # under way).
+            if segment is None and 0 <= inside < len(self._tail):
+                stop = self._readable(self._tail_offset + len(self._tail),
+                                      end) - self._tail_offset
+                if stop > inside:
+                    data = bytes(self._tail[inside:min(stop,
+                                                       inside + _PIECE)])
+                    position += len(data)
+                    yield data
+                    continue
+            # Past what arrived, or at the blob's last byte (or all
+            # arrived, and the completion is under way).
             await changed.wait()
+
+    def _readable(self, stop, end):
+        """How far a reader may read now: to `stop` (what arrived), not
+        past `end`, and never the blob's last byte before the fill is
+        verified and committed: a client must not get a body that looks
+        complete from a fill that then fails (wrong digest, short)."""
+        if end is not None:
+            stop = min(stop, end)
+        if self.size is not None and not self.finished:
+            stop = min(stop, self.size - 1)
+        return stop
 
     def _segment_at(self, position):
         for start, size, path in self._segments:

@@ -7,8 +7,13 @@ or a pair whose first item is the host and whose second is the upstream
 URL (zuul-jobs' form: ``[docker.io, https://registry-1.docker.io]``);
 this role mirrors the host, the URL is not needed.  Anything else stops
 the play with the offending item named.
+
+Also `buildset_registry_ip_address` (the host as an IP address, or '' for
+a host name) and `buildset_registry_host_port` (``HOST:PORT``, an IPv6
+address in brackets).
 """
 
+import ipaddress
 import re
 
 from ansible.errors import AnsibleFilterError
@@ -55,6 +60,28 @@ def _valid_host(name):
                             0 < int(port) <= 65535)
 
 
+def ip_address(host):
+    """The registry host as an IP address (IPv6 without brackets), or ''
+    when it is a host name; zuul-jobs names every IP host by its alias."""
+    text = str(host)
+    if text.startswith('[') and text.endswith(']'):
+        text = text[1:-1]
+    try:
+        return str(ipaddress.ip_address(text))
+    except ValueError:
+        return ''
+
+
+def host_port(host, port):
+    """``HOST:PORT`` as clients write it: IPv6 addresses in brackets."""
+    address = ip_address(host)
+    if address and ':' in address:
+        return '[%s]:%s' % (address, port)
+    return '%s:%s' % (address or host, port)
+
+
 class FilterModule:
     def filters(self):
-        return {'buildset_registry_namespace_names': namespace_names}
+        return {'buildset_registry_namespace_names': namespace_names,
+                'buildset_registry_ip_address': ip_address,
+                'buildset_registry_host_port': host_port}

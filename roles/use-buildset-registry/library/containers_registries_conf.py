@@ -17,8 +17,10 @@ description:
   - An entry that does not exist is added (prefix and location both the
     namespace). An existing entry keeps its other settings and mirrors;
     the mirror is moved to the front if it was further back.
-  - Sets C(unqualified-search-registries) to I(search_registries) only if
-    the file does not set it.
+  - Puts I(search_registries) first in C(unqualified-search-registries),
+    in their order, followed by the registries the file already listed
+    there (in theirs). With an empty I(search_registries) the setting is
+    left as it is.
   - Every other line, comments included, is kept as it was. The file is
     written only if something changed, and only after reading the result
     back showed exactly the intended change.
@@ -41,7 +43,9 @@ options:
     elements: str
     required: true
   search_registries:
-    description: C(unqualified-search-registries) when the file has none.
+    description: The registries that must come first in
+      C(unqualified-search-registries); the others listed there stay,
+      after them.
     type: list
     elements: str
     default: [docker.io]
@@ -108,8 +112,18 @@ def intended(data, mirror, namespaces, search_registries):
         entry['mirror'] = (ours[:1] or [{'location': location}]) + others
     if not registries:
         del data['registry']
-    data.setdefault(SEARCH, list(search_registries))
+    if search_registries:
+        data[SEARCH] = search_list(data.get(SEARCH, []), search_registries)
     return data
+
+
+def search_list(existing, search_registries):
+    """Ours first, then what the file listed, each once."""
+    result = []
+    for name in list(search_registries) + list(existing):
+        if name not in result:
+            result.append(name)
+    return result
 
 
 def _mirror_block(location):
@@ -170,9 +184,16 @@ def edit(text, mirror, namespaces, search_registries):
             at = doc.content_end(headers[index],
                                  doc.block_end(headers[index]))
             doc.insert(at, '\n' + _mirror_block(location))
-    if SEARCH not in data:
-        at = doc.first_header()
-        doc.insert(at, '%s = %s\n\n' % (SEARCH, array(search_registries)))
+    if search_registries and data.get(SEARCH) != want[SEARCH]:
+        line = '%s = %s\n' % (SEARCH, array(want[SEARCH]))
+        span = doc.find_statement(0, doc.first_header(), (SEARCH,))
+        if SEARCH in data and span is None:
+            raise TomlEditError('%s must be set at the top of the file'
+                                % SEARCH)
+        if span is None:
+            doc.insert(doc.first_header(), line + '\n')
+        else:
+            doc.replace(span[0], span[1], line)
     result = doc.text
     if loads(result) != want:
         raise TomlEditError('the edited file would not mean what was '

@@ -17,6 +17,10 @@ description:
     C(registry-mirrors)), keeping the list's other values in their order.
   - I(entries) sets entries of a top-level mapping (for C(auths)),
     keeping the mapping's other entries.
+  - I(entries_if_absent) sets entries of a top-level mapping only where
+    the mapping has no such entry; an entry that is there, whatever its
+    value, is kept as it is (for Docker Hub's key in docker's
+    C(config.json), which may hold the user's own login).
   - The file is rewritten only if its meaning changes, so formatting alone
     is never a change.
   - Supports check mode. Diff mode shows the changed keys only, never the
@@ -32,6 +36,11 @@ options:
     default: {}
   entries:
     description: Top-level key to a mapping of entries to set in it.
+    type: dict
+    default: {}
+  entries_if_absent:
+    description: Top-level key to a mapping of entries to set in it only
+      where no entry of that name exists yet.
     type: dict
     default: {}
   mode:
@@ -75,6 +84,12 @@ changed_keys:
   returned: always
   type: list
   elements: str
+kept_entries:
+  description: The names of I(entries_if_absent) entries that were left
+    alone because the file already had a different value for them.
+  returned: always
+  type: list
+  elements: str
 '''
 
 import copy
@@ -89,7 +104,14 @@ class JsonConfigError(Exception):
     pass
 
 
-def merge(data, first_in_list, entries):
+def _mapping(data, key):
+    mapping = data.get(key, {})
+    if not isinstance(mapping, dict):
+        raise JsonConfigError('%s is not a mapping' % key)
+    return dict(mapping)
+
+
+def merge(data, first_in_list, entries, entries_if_absent=None):
     """Return a changed copy of ``data``."""
     data = copy.deepcopy(data)
     for key, value in first_in_list.items():
@@ -98,13 +120,24 @@ def merge(data, first_in_list, entries):
             raise JsonConfigError('%s is not a list' % key)
         data[key] = [value] + [item for item in values if item != value]
     for key, items in entries.items():
-        mapping = data.get(key, {})
-        if not isinstance(mapping, dict):
-            raise JsonConfigError('%s is not a mapping' % key)
-        mapping = dict(mapping)
+        mapping = _mapping(data, key)
         mapping.update(items)
         data[key] = mapping
+    for key, items in (entries_if_absent or {}).items():
+        mapping = _mapping(data, key)
+        for name, value in items.items():
+            mapping.setdefault(name, value)
+        data[key] = mapping
     return data
+
+
+def kept_entries(data, entries_if_absent):
+    """Names of entries_if_absent that the file holds with another value."""
+    return sorted(
+        name for key, items in entries_if_absent.items()
+        if isinstance(data.get(key), dict)
+        for name, value in items.items()
+        if name in data[key] and data[key][name] != value)
 
 
 def load(text):
@@ -129,6 +162,7 @@ def main():
             path=dict(type='path', required=True),
             first_in_list=dict(type='dict', default={}),
             entries=dict(type='dict', default={}, no_log=True),
+            entries_if_absent=dict(type='dict', default={}, no_log=True),
             mode=dict(type='raw', default='0600'),
             dir_mode=dict(type='raw', default='0700'),
         ),
@@ -139,7 +173,8 @@ def main():
     text = read_text(path)
     try:
         before = load(text)
-        after = merge(before, params['first_in_list'], params['entries'])
+        after = merge(before, params['first_in_list'], params['entries'],
+                      params['entries_if_absent'])
     except JsonConfigError as error:
         module.fail_json(msg='%s: %s' % (path, error))
     changed_keys = sorted(key for key in after
@@ -149,10 +184,13 @@ def main():
         write_text(module, path, dump(after),
                    mode=int(str(params['mode']), 8),
                    dir_mode=int(str(params['dir_mode']), 8))
-    result = dict(changed=changed, path=path, changed_keys=changed_keys)
+    result = dict(changed=changed, path=path, changed_keys=changed_keys,
+                  kept_entries=kept_entries(before,
+                                            params['entries_if_absent']))
     if module._diff:
         visible = [key for key in changed_keys
-                   if key not in params['entries']]
+                   if key not in params['entries']
+                   and key not in params['entries_if_absent']]
         result['diff'] = dict(
             before=dump({key: before.get(key) for key in visible}),
             after=dump({key: after[key] for key in visible}),
