@@ -4,7 +4,8 @@ import logging
 
 from aiohttp import web
 
-from zuul_registry.api import access, access_log, base, errors, routes
+from zuul_registry.api import (access, access_log, base, errors, metrics,
+                               routes)
 from zuul_registry.auth import Auth
 from zuul_registry.drivers.filesystem import FilesystemDriver
 from zuul_registry.gc.schedule import scheduled_prune
@@ -61,7 +62,8 @@ def make_app(config, *, driver=None):
     CNCF Distribution does), and the access log redacts query values.
     """
     app = web.Application(
-        middlewares=[errors.error_middleware, access.access_middleware],
+        middlewares=[metrics.metrics_middleware, errors.error_middleware,
+                     access.access_middleware],
         handler_args={'auto_decompress': False,
                       'access_log_class': access_log.AccessLogger})
     namespaces = Namespaces(namespaced=config.namespaced,
@@ -88,4 +90,5 @@ def make_app(config, *, driver=None):
     app.cleanup_ctx.append(storage_context)
     if config.prune_interval:
         app.cleanup_ctx.append(scheduled_prune(config, base.STORAGE))
+    metrics.install(app, config)
     return app

@@ -15,6 +15,8 @@ import urllib.parse
 
 from aiohttp import abc
 
+from zuul_registry.api import metrics
+
 #: Query parameters whose values are logged as they came.
 PUBLIC_PARAMETERS = frozenset((
     'n', 'last', 'digest', 'mount', 'from', 'artifactType', 'ns',
@@ -42,9 +44,16 @@ def redacted_target(target):
 
 
 class AccessLogger(abc.AbstractAccessLogger):
-    """aiohttp's access log line, without secrets from the query."""
+    """aiohttp's access log line, without secrets from the query.
+
+    aiohttp calls it once the answer is sent, so it also hands every
+    request to the metrics, whether or not the log is on.
+    """
 
     def log(self, request, response, time):
+        metrics.observe(request, response, time)
+        if not self.logger.isEnabledFor(logging.INFO):
+            return
         started = datetime.datetime.now().astimezone() - \
             datetime.timedelta(seconds=time)
         referer = request.headers.get('Referer')
@@ -60,4 +69,4 @@ class AccessLogger(abc.AbstractAccessLogger):
 
     @property
     def enabled(self):
-        return self.logger.isEnabledFor(logging.INFO)
+        return True   # for the metrics; log() checks the logger

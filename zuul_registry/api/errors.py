@@ -16,6 +16,7 @@ import os
 from aiohttp import web
 
 from zuul_registry import oci
+from zuul_registry.api import metrics
 from zuul_registry.storage import errors as storage_errors
 from zuul_registry.storage import fills
 
@@ -131,6 +132,7 @@ def storage_full(exc):
 def _failure(request, exc, what, detail):
     """The error for an exception nothing else maps; call it in the
     `except` block, so the traceback is logged."""
+    metrics.note_failure(request, exc)
     full = storage_full(exc)
     if full is not None:
         reason = os.strerror(full.errno)

@@ -87,6 +87,14 @@ def _users(value, path, problems):
     return tuple(users)
 
 
+def _workers(value, path, problems):
+    if value == 'auto' or (type(value) is int and 0 < value <= 1024):
+        return value
+    raise _Invalid(f"must be 'auto' or an integer from 1 to 1024, not "
+                   f"{value!r}" if type(value) in (int, str) else
+                   f"must be 'auto' or an integer, not {_kind(value)}")
+
+
 _REGISTRY_FIELDS = {
     'address': _Field('address', _string),
     'port': _Field('port', _scalar(int, lambda value: 0 < value < 65536,
@@ -116,6 +124,10 @@ _REGISTRY_FIELDS = {
         'must be from 1 to 2592000 seconds')),
     'upstreams': _Field('upstreams', _upstreams),
     'upstream-expiration': _Field('upstream_expiration', _EXPIRATION),
+    'workers': _Field('workers', _workers),
+    'metrics-address': _Field('metrics_address', _string),
+    'metrics-port': _Field('metrics_port', _scalar(
+        int, lambda value: 0 < value < 65536, 'must be from 1 to 65535')),
 }
 
 
@@ -261,6 +273,10 @@ def describe(config) -> str:
     transport = 'HTTPS' if config.tls_cert else 'plain HTTP'
     parts = [f'serving {transport} on '
              f'{_host_port(config.address, config.port)}']
+    if config.workers == 'auto':
+        parts.append('a worker process per CPU')
+    elif config.workers != 1:
+        parts.append(f'{config.workers} worker processes')
     if config.public_url:
         parts.append(f'public URL {config.public_url}')
     if config.anonymous_access:
@@ -275,6 +291,9 @@ def describe(config) -> str:
     parts.append(_describe_storage(config.storage))
     if config.expiration:
         parts.append(f'expiration after {config.expiration}s')
+    if config.metrics_port:
+        parts.append(f'metrics on '
+                     f'{_host_port(config.metrics_address, config.metrics_port)}')
     if config.upstream_expiration:
         parts.append(f'fetched manifests expire after '
                      f'{config.upstream_expiration}s')

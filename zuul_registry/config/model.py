@@ -76,6 +76,9 @@ class Config:
     upstreams: tuple = ()   # of Upstream
     # seconds; prune expires manifests fetched from upstreams after this
     upstream_expiration: Optional[int] = None
+    workers: object = 1   # serving processes: a count, or 'auto' (per CPU)
+    metrics_address: str = '127.0.0.1'
+    metrics_port: Optional[int] = None     # None: no metrics listener
 
     def upstream_for(self, namespace):
         """The Upstream serving `namespace` (None: namespaces off)."""

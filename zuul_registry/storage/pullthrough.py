@@ -25,6 +25,7 @@ digest before it is stored or served, a blob's when its fill completes
 """
 
 import asyncio
+import collections
 import contextlib
 import json
 import logging
@@ -73,6 +74,9 @@ class PullThrough:
         self.storage = storage
         self.upstreams = dict(upstreams)   # namespace -> Upstream
         self.clock = clock
+        # (event, kind) -> count, for the metrics: fetches, hits, errors
+        # of manifests and blobs.
+        self.events = collections.Counter()
         self._fetches = {}    # key -> Task, manifests being fetched
         self._fills = {}      # (namespace, name, digest) -> Fill
         self._tasks = set()
@@ -93,7 +97,10 @@ class PullThrough:
         """The manifest `reference` names: pushed, remembered or fetched."""
         manifests = self.storage.manifests
         try:
-            return await manifests.get(repository, reference)
+            manifest = await manifests.get(repository, reference)
+            if self.upstream(repository) is not None:
+                self.events['hits', 'manifest'] += 1
+            return manifest
         except errors.ManifestUnknown:
             upstream = self.upstream(repository)
             if upstream is None:
@@ -131,7 +138,9 @@ class PullThrough:
             if head is not None:
                 await self._remember(repository, tag, digest)
         try:
-            return await self.storage.manifests.get(repository, digest)
+            manifest = await self.storage.manifests.get(repository, digest)
+            self.events['hits', 'manifest'] += 1
+            return manifest
         except errors.ManifestUnknown:
             # Expired or deleted here since: the tag still means it.
             return await self._fetch(repository, digest, upstream)
@@ -143,6 +152,7 @@ class PullThrough:
         return manifest
 
     async def _fetch(self, repository, reference, upstream):
+        self.events['fetches', 'manifest'] += 1
         try:
             fetched = await upstream.client.get_manifest(
                 upstream.name(repository), reference)
@@ -151,6 +161,7 @@ class PullThrough:
                                          '%s' % (reference, repository,
                                                  upstream.url)) from None
         except upstream_errors.UpstreamError as e:
+            self.events['errors', 'manifest'] += 1
             raise errors.UpstreamUnavailable(str(e)) from None
         claimed = reference if oci.is_digest(reference) else fetched.digest
         if claimed:
@@ -240,7 +251,10 @@ class PullThrough:
         if fill is not None and fill.error is None:
             return fill
         try:
-            return await blobs.source(repository, digest)
+            source = await blobs.source(repository, digest)
+            if self.upstream(repository) is not None:
+                self.events['hits', 'blob'] += 1
+            return source
         except errors.BlobUnknown:
             upstream = self.upstream(repository)
             if upstream is None:
@@ -265,6 +279,7 @@ class PullThrough:
         except errors.BlobUnknown:
             pass
         stack = contextlib.AsyncExitStack()
+        self.events['fetches', 'blob'] += 1
         try:
             stream = await stack.enter_async_context(
                 upstream.client.open_blob(upstream.name(repository),
@@ -275,6 +290,7 @@ class PullThrough:
                 digest, repository, upstream.url)) from None
         except upstream_errors.UpstreamError as e:
             await stack.aclose()
+            self.events['errors', 'blob'] += 1
             raise errors.UpstreamUnavailable(str(e)) from None
         # Another request may have started the same fill meanwhile.
         fill = self._fills.get(key)
@@ -289,6 +305,8 @@ class PullThrough:
             try:
                 async with stack:
                     await fill.run(stream.chunks)
+                if fill.error is not None:
+                    self.events['errors', 'blob'] += 1
             finally:
                 if self._fills.get(key) is fill:
                     del self._fills[key]
