@@ -129,6 +129,7 @@ def check_config(args):
 def serve(args):
     from aiohttp import web
 
+    from zuul_registry import workers
     from zuul_registry.app import make_app
     from zuul_registry.drivers.base import DriverError
 
@@ -141,6 +142,9 @@ def serve(args):
         log.info('No configuration file given; embedded default: %s',
                  config_module.describe(config))
     context = ssl_context(config)
+    count = workers.worker_count(config.workers)
+    if count > 1:
+        sys.exit(workers.run(config, context, count))
     try:
         web.run_app(make_app(config), host=listen_hosts(config.address),
                     port=config.port,

@@ -21,8 +21,8 @@ What is measured (all names start with zuul_registry_):
   storage in a namespace that has an upstream (without asking it), and
   failing (read from storage.pullthrough when scraped).
 
-The numbers are per process: with several workers, each has its own
-listener (see the workers section of the README).
+The numbers are per process: with `workers: N`, worker i serves its own
+on `metrics-port` + i (0 to N-1), and a scrape config lists the N ports.
 """
 
 import logging
