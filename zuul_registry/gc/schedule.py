@@ -1,7 +1,8 @@
 """Pruning on a schedule inside `serve` (`prune-interval`), so that an
 intermediate registry needs no cron job.
 
-Every serving process runs its own schedule; prunes overlapping, in one
+Every server runs its own schedule (with `workers`, in its first worker
+only: the others would repeat the same work); prunes overlapping, in one
 process or several, are safe (see zuul_registry/prune.py), and a random
 spread of the interval keeps them from starting in step.
 """
