@@ -12,8 +12,13 @@ Modules:
 ``certs``        a self-signed certificate for ``--tls``
 ``large``        large blob push and pull
 ``small``        many small requests: blob HEAD, manifest GET, small push
+``pullthrough``  a zuul-registry mirror in front of an upstream
+                 zuul-registry: first, cached and concurrent pulls
+                 against direct pulls from the upstream; ``pulls`` the
+                 timed pulls (time to first byte, several at once)
 ``measure``      time one piece of work, and who used the CPU meanwhile
 ``wire``         HTTP/1.1 as the client speaks it; ``connections`` the
                  client itself, small enough not to be the bottleneck
-``report``       the table and the JSON file
+``report``       the table and the JSON file; ``pullthrough_report``
+                 the pull-through table
 """

@@ -6,7 +6,7 @@ import shutil
 import sys
 import tempfile
 
-from bench import report, runner
+from bench import pullthrough, pullthrough_report, report, runner
 from bench.certs import write_self_signed
 from bench.servers import REGISTRIES
 
@@ -26,9 +26,20 @@ def parse_args(argv):
         prog='python -m bench',
         description='Benchmark zuul-registry (this checkout) against '
                     'docker-registry (CNCF Distribution): large blob push '
-                    'and pull, many small requests, server memory.')
-    p.add_argument('--only', choices=sorted(REGISTRIES),
-                   help='run against one registry only')
+                    'and pull, many small requests, server memory; then '
+                    'pull-through: a zuul-registry mirror in front of an '
+                    'upstream zuul-registry.')
+    p.add_argument('--only', choices=sorted(REGISTRIES) + ['pullthrough'],
+                   help='run against one registry only (ours: with the '
+                        'pull-through scenarios), or only the pull-through '
+                        'scenarios')
+    p.add_argument('--no-pullthrough', action='store_true',
+                   help='skip the pull-through scenarios (a zuul-registry '
+                        'mirror in front of an upstream zuul-registry)')
+    p.add_argument('--pullthrough-clients', type=bounded(1, 256),
+                   default=16,
+                   help='clients pulling at once in the pull-through '
+                        'scenarios (default 16)')
     p.add_argument('--blob-mib', type=bounded(1, 8192), default=256,
                    help='size of the large blob in MiB (default 256)')
     p.add_argument('--requests', type=bounded(1, 200000), default=2000,
@@ -68,8 +79,9 @@ def parse_args(argv):
     return p.parse_args(argv)
 
 
-def make_registries(args, directory):
-    tls = write_self_signed(directory) if args.tls else None
+def make_registries(args, directory, tls):
+    if args.only == 'pullthrough':
+        return []
     keys = [args.only] if args.only else ['ours', 'reference']
     registries = []
     for key in keys:
@@ -86,27 +98,52 @@ def main(argv=None):
                 'concurrency': args.concurrency,
                 'small_bytes': args.small_bytes,
                 'small_push': args.small_push, 'repeat': args.repeat,
-                'pull_check': args.pull_check, 'tls': args.tls}
+                'pull_check': args.pull_check, 'tls': args.tls,
+                'pullthrough_clients': args.pullthrough_clients}
     if args.workdir:
         os.makedirs(args.workdir, exist_ok=True)
-        subjects = runner.run(make_registries(
-            args, os.path.abspath(args.workdir)), args)
+        subjects, outcome = run(args, os.path.abspath(args.workdir))
     else:
         with tempfile.TemporaryDirectory(prefix='zuul-registry-bench-') as d:
-            subjects = runner.run(make_registries(args, d), args)
+            subjects, outcome = run(args, d)
     results = {s.registry.key: report.result(s) for s in subjects}
-    print()
-    print(report.table(results, args.stat, settings))
+    if results:
+        print()
+        print(report.table(results, args.stat, settings))
     noisy = report.background_warning(results)
     if noisy:
         print('\n' + noisy)
-    if args.verbose:
+    if args.verbose and results:
         print()
         print(report.cpu_table(results))
+    summary = None
+    if outcome is not None:
+        summary = pullthrough_report.summary(outcome)
+        print()
+        print(pullthrough_report.table(summary, settings,
+                                       verbose=args.verbose))
     if args.json:
-        report.write_json(args.json, results, args.stat, settings)
+        report.write_json(args.json, results, args.stat, settings,
+                          pullthrough=summary)
     failed = [r for r in results.values() if r['error']]
+    if summary is not None and summary['error']:
+        failed.append({'title': 'pull-through', 'error': summary['error']})
     for result in failed:
         print('\n%s misbehaved: %s' % (result['title'], result['error']),
               file=sys.stderr)
     return 1 if failed else 0
+
+
+def run(args, directory):
+    """The registries side by side, then the pull-through scenarios;
+    (subjects, pull-through outcome or None)."""
+    tls = write_self_signed(directory) if args.tls else None
+    subjects = runner.run(make_registries(args, directory, tls), args) \
+        if args.only != 'pullthrough' else []
+    outcome = None
+    if args.only in (None, 'ours', 'pullthrough') and \
+            not args.no_pullthrough:
+        outcome = pullthrough.run(directory, args, tls,
+                                  progress=runner.progress,
+                                  settle=runner.settle)
+    return subjects, outcome

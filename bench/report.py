@@ -162,7 +162,7 @@ def cpu_table(results):
     return '\n'.join(lines)
 
 
-def write_json(path, results, stat, settings):
+def write_json(path, results, stat, settings, pullthrough=None):
     document = {
         'settings': settings,
         'stat': stat,
@@ -174,6 +174,8 @@ def write_json(path, results, stat, settings):
             for key, r in results.items()},
         'ratio_ours_reference': ratios(results, stat),
     }
+    if pullthrough is not None:
+        document['pullthrough'] = pullthrough
     with open(path, 'w') as f:
         json.dump(document, f, indent=2, sort_keys=True)
         f.write('\n')
