@@ -66,6 +66,7 @@ ERROR_CODES = {
     'TAG_INVALID'}
 _QUOTED = r'"(?:[^"\\\x00-\x1f\x7f]|\\[\x20-\x7e])*"'
 CHALLENGE = re.compile(r'(?:Bearer realm=%s,service=%s(?:,scope=%s)?'
+                       r'(?:,error="insufficient_scope")?'
                        r'|Basic realm=%s)' % ((_QUOTED,) * 4))
 # Within every component of a URL path, these need no encoding.
 _SAFE = "-._~!$&'()*+,;=:@"

@@ -201,8 +201,10 @@ def assert_token_flow(server, since, *, method='GET'):
                                  and path.startswith('/auth/token')))
 
 
+# insufficient_scope: a valid token lacking the access (RFC 6750), as
+# ctr reports the challenge's error.
 _REFUSALS = ('unauthorized', 'denied', 'invalid username/password',
-             '401', '403')
+             '401', '403', 'insufficient_scope')
 
 
 def refused(result):

@@ -5,7 +5,9 @@ use-buildset-registry writes the client files into a temporary root;
 skopeo pushes with the credentials the role wrote, and podman and ctr pull
 ``docker.io/test/image`` through the mirror configuration the role wrote.
 A pull that did not go through the registry would need the network, which
-is not there; the registry's access log shows it served the pull.
+is not there; the registry's access log shows it served the pull. With
+``use_buildset_registry_mirror_only``, podman and ctr try only the
+registry, never the upstream, as their debug logs show.
 """
 
 import json
@@ -170,3 +172,100 @@ def test_ctr_pulls_through_the_written_hosts_toml(
                      r'latest[ ?]', log), log
     assert re.search(r'"GET /v2/docker\.io/test/image/blobs/', log), log
     assert 'containerd/' in log  # containerd's user agent
+
+
+# -- mirror only: no fallback to the upstream -------------------------------
+
+@pytest.fixture(scope='module')
+def mirror_only_root(buildset_registry, tmp_path_factory):
+    """The client files with use_buildset_registry_mirror_only."""
+    base = tmp_path_factory.mktemp('mirror-only')
+    root = str(base / 'root')
+    os.makedirs(os.path.join(root, 'etc'))
+    with open(os.path.join(root, 'etc', 'hosts'), 'w') as f:
+        f.write('127.0.0.1 localhost\n')
+    Ansible(base / 'ansible').playbook('use.yaml', use_role_vars(
+        root, buildset_registry.facts,
+        use_buildset_registry_mirror_only=True))
+    return root
+
+
+def podman_pull(buildset_registry, root, tmp_path, reference):
+    """podman --log-level=debug pull with the client files in ``root``;
+    (returncode, the locations podman tried)."""
+    require('podman')
+    tools = ContainerTools(tmp_path / 'podman')
+    try:
+        tools.env['CONTAINERS_REGISTRIES_CONF'] = os.path.join(
+            root, 'etc/containers/registries.conf')
+        tools.env['REGISTRY_AUTH_FILE'] = os.path.join(
+            root, 'home/.config/containers/auth.json')
+        cert_dir = os.path.join(root, 'etc/containers/certs.d',
+                                buildset_registry.host_port)
+        result = tools.run(*hosts_file_argv(
+            os.path.join(root, 'etc/hosts'),
+            ['podman'] + tools._storage_flags() + [
+                '--log-level=debug', 'pull', '--cert-dir', cert_dir,
+                reference]), check=False, timeout=120)
+        tried = re.findall(r'Trying to access \\?"([^"\\]+)\\?"',
+                           result.stderr)
+        return result, tried
+    finally:
+        tools.cleanup()
+
+
+def test_mirror_only_podman_pulls_from_the_registry_only(
+        buildset_registry, client_root, mirror_only_root, pushed_image,
+        tmp_path):
+    alias = 'zuul-jobs.buildset-registry:%d' % buildset_registry.port
+    result, tried = podman_pull(buildset_registry, mirror_only_root,
+                                tmp_path / 'present', IMAGE + ':latest')
+    assert result.returncode == 0, result.stderr
+    # An image the registry does not have: the pull fails, and podman
+    # never tried docker.io itself.
+    result, tried = podman_pull(buildset_registry, mirror_only_root,
+                                tmp_path / 'absent',
+                                'docker.io/test/absent:latest')
+    assert result.returncode != 0
+    assert tried, result.stderr
+    assert set(tried) == {alias + '/docker.io/test/absent:latest'}, (
+        result.stderr)
+    # Without mirror_only, podman goes on to docker.io after the registry.
+    result, tried = podman_pull(buildset_registry, client_root,
+                                tmp_path / 'fallback',
+                                'docker.io/test/absent:latest')
+    assert result.returncode != 0
+    assert tried[0] == alias + '/docker.io/test/absent:latest', (
+        result.stderr)
+    assert 'docker.io/test/absent:latest' in tried, result.stderr
+
+
+def ctr_fetch(containerd, root, reference):
+    """ctr --debug content fetch with the hosts.toml files in ``root``;
+    (returncode, the hosts containerd's resolver asked)."""
+    result = subprocess.run(hosts_file_argv(
+        os.path.join(root, 'etc/hosts'),
+        ['ctr', '--debug', '-a', containerd, '-n', 'zuul-registry-test',
+         'content', 'fetch', '--hosts-dir',
+         os.path.join(root, 'etc/containerd/certs.d'), reference]),
+        capture_output=True, text=True, timeout=120)
+    hosts = re.findall(r'host="?([^" ]+)', result.stdout + result.stderr)
+    return result, hosts
+
+
+def test_mirror_only_ctr_asks_the_registry_only(
+        buildset_registry, client_root, mirror_only_root, pushed_image,
+        containerd):
+    alias = 'zuul-jobs.buildset-registry:%d' % buildset_registry.port
+    result, hosts = ctr_fetch(containerd, mirror_only_root,
+                              IMAGE + ':latest')
+    assert result.returncode == 0, result.stdout + result.stderr
+    result, hosts = ctr_fetch(containerd, mirror_only_root,
+                              'docker.io/test/absent:latest')
+    assert result.returncode != 0
+    assert hosts and set(hosts) == {alias}, result.stdout + result.stderr
+    # Without mirror_only, containerd goes on to Docker Hub.
+    result, hosts = ctr_fetch(containerd, client_root,
+                              'docker.io/test/absent:latest')
+    assert result.returncode != 0
+    assert 'registry-1.docker.io' in hosts, result.stdout + result.stderr

@@ -18,8 +18,10 @@ json_config = library('registry_json_config')
 MIRROR = '198.51.100.7:5000'
 
 
-def edit_registries(text, namespaces=('docker.io',), search=('docker.io',)):
-    return registries.edit(text, MIRROR, list(namespaces), list(search))
+def edit_registries(text, namespaces=('docker.io',), search=('docker.io',),
+                    **options):
+    return registries.edit(text, MIRROR, list(namespaces), list(search),
+                           **options)
 
 
 # -- toml_text ---------------------------------------------------------------
@@ -135,6 +137,49 @@ def test_editing_twice_changes_nothing():
 def test_refuses_what_it_cannot_edit_safely(text, message):
     with pytest.raises(toml_text.TomlEditError, match=re.escape(message)):
         edit_registries(text)
+
+
+# -- registries.conf, mirror only ------------------------------------------
+
+SITE_ENTRY = ('# head\n'
+              '[[registry]]\n# Docker Hub.\nlocation = "docker.io"\n'
+              'blocked = false\n\n'
+              '# site mirror\n[[registry.mirror]]\nlocation = "m.example"\n')
+
+
+def test_mirror_only_the_registry_is_the_location_of_new_entries():
+    text = edit_registries('', ['docker.io', 'quay.io'], mirror_only=True)
+    assert tomllib.loads(text)['registry'] == [
+        {'prefix': namespace, 'location': '%s/%s' % (MIRROR, namespace),
+         'mirror': [{'location': '%s/%s' % (MIRROR, namespace)}]}
+        for namespace in ('docker.io', 'quay.io')]
+
+
+def test_mirror_only_an_existing_entry_gets_the_registry_as_its_location():
+    result = edit_registries(SITE_ENTRY, mirror_only=True)
+    entry = tomllib.loads(result)['registry'][0]
+    # The prefix was the location: it is written out, so the entry still
+    # applies to docker.io images.
+    assert entry == {
+        'prefix': 'docker.io', 'location': MIRROR + '/docker.io',
+        'blocked': False,
+        'mirror': [{'location': MIRROR + '/docker.io'},
+                   {'location': 'm.example'}]}
+    assert '[[registry]]\n# Docker Hub.\nprefix = "docker.io"\n' in result
+    assert result.startswith('# head\n')
+    assert '# site mirror\n[[registry.mirror]]\nlocation = "m.example"' in (
+        result)
+    assert edit_registries(result, mirror_only=True) == result
+
+
+def test_mirror_only_off_gives_the_upstream_its_location_back():
+    only = edit_registries(SITE_ENTRY, mirror_only=True)
+    again = edit_registries(only)
+    entry = tomllib.loads(again)['registry'][0]
+    assert entry['location'] == 'docker.io'
+    assert entry['prefix'] == 'docker.io'
+    assert entry['mirror'][0] == {'location': MIRROR + '/docker.io'}
+    assert edit_registries(again) == again
 
 
 # -- buildkitd.toml ----------------------------------------------------------

@@ -32,8 +32,8 @@ server = "https://docker.example.com"
 '''
 
 
-def edit(text, stale=()):
-    return hosts_toml.edit(text, SERVER, OURS, TABLE, list(stale))
+def edit(text, stale=(), **options):
+    return hosts_toml.edit(text, SERVER, OURS, TABLE, list(stale), **options)
 
 
 def hosts_in_order(text):
@@ -96,6 +96,51 @@ def test_the_template_of_older_versions_is_already_right():
            '  capabilities = ["pull", "resolve"]\n  ca = "/etc/ca.crt"\n'
            '  override_path = true\n' % (SERVER, OURS))
     assert edit(old) == old
+
+
+# -- mirror only: the registry is the server too ----------------------------
+
+def test_mirror_only_new_file_the_registry_is_the_server():
+    text = edit('', mirror_only=True)
+    # The keys at the top are the server's: containerd reads them so.
+    assert tomllib.loads(text) == dict(TABLE, server=OURS, host={OURS: TABLE})
+    assert edit(text, mirror_only=True) == text
+
+
+def test_mirror_only_replaces_the_site_server_and_keeps_its_hosts():
+    text = edit(SITE, mirror_only=True)
+    data = tomllib.loads(text)
+    assert data['server'] == OURS
+    assert {key: data[key] for key in TABLE} == TABLE
+    assert hosts_in_order(text) == [OURS, 'https://mirror.example.com',
+                                    'https://other.example.com']
+    assert data['host']['https://mirror.example.com'] == {
+        'capabilities': ['pull', 'resolve'], 'skip_verify': True}
+    assert ('# The site mirror: keep this comment.\n'
+            '[host."https://mirror.example.com"]') in text
+    assert text.startswith('# Site settings.\n')
+    assert edit(text, mirror_only=True) == text
+
+
+def test_mirror_only_off_gives_the_upstream_back_as_the_server():
+    text = edit(edit(SITE, mirror_only=True))
+    data = tomllib.loads(text)
+    assert data['server'] == SERVER
+    assert not set(TABLE) & set(data)
+    assert hosts_in_order(text)[0] == OURS
+    assert edit(text) == text
+
+
+def test_mirror_only_module(ansible, tmp_path):
+    path = tmp_path / 'certs.d' / 'docker.io' / 'hosts.toml'
+    args = dict(path=str(path), server=SERVER, host=OURS, ca='/etc/ca.crt',
+                override_path=True, mirror_only=True)
+    assert ansible.module('containerd_hosts_toml', args, check=True)[
+        'changed']
+    assert not path.exists()
+    assert ansible.module('containerd_hosts_toml', args)['changed']
+    assert tomllib.loads(path.read_text())['server'] == OURS
+    assert not ansible.module('containerd_hosts_toml', args)['changed']
 
 
 @pytest.mark.parametrize('text, message', [

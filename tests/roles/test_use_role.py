@@ -285,3 +285,36 @@ def test_other_namespace_forms_stop_before_any_file_is_written(
     assert named in result.output
     assert not root.exists() or not any(
         files for _, _, files in os.walk(root))
+
+
+def test_mirror_only_and_back(ansible, tmp_path):
+    root = str(tmp_path / 'root')
+    write(root, '/etc/containers/registries.conf', EXISTING_REGISTRIES_CONF)
+    ansible.playbook('use.yaml', use_role_vars(
+        root, FACTS, use_buildset_registry_mirror_only=True))
+    conf = tomllib.loads(read(root, '/etc/containers/registries.conf'))
+    by_prefix = {entry['prefix']: entry for entry in conf['registry']}
+    for namespace in NAMESPACES:
+        ours = '%s/%s' % (REGISTRY, namespace)
+        # The registry is where pulls go, not only the first mirror.
+        assert by_prefix[namespace]['location'] == ours
+        assert by_prefix[namespace]['mirror'][0] == {'location': ours}
+        hosts = tomllib.loads(read(root, '/etc/containerd/certs.d/%s/'
+                                   'hosts.toml' % namespace))
+        url = 'https://%s/v2/%s' % (REGISTRY, namespace)
+        assert hosts['server'] == url
+        assert hosts['override_path'] is True
+        assert hosts['capabilities'] == ['pull', 'resolve']
+    assert by_prefix['docker.io']['mirror'][1:] == [
+        {'location': 'mirror.example.com/hub'}]
+    assert by_prefix['internal.example.com']['location'] == (
+        'internal.example.com')
+    # Off again: the upstreams are where pulls fall back to, as before.
+    ansible.playbook('use.yaml', use_role_vars(root, FACTS))
+    conf = tomllib.loads(read(root, '/etc/containers/registries.conf'))
+    by_prefix = {entry['prefix']: entry for entry in conf['registry']}
+    assert by_prefix['docker.io']['location'] == 'docker.io'
+    hosts = tomllib.loads(read(root, '/etc/containerd/certs.d/docker.io/'
+                               'hosts.toml'))
+    assert hosts['server'] == 'https://registry-1.docker.io'
+    assert 'override_path' not in hosts

@@ -20,6 +20,14 @@ description:
     settings and comments. A table for I(host) that is already there is
     replaced rather than repeated, and tables for I(stale_hosts) (the same
     registry under an older name) are removed.
+  - With I(mirror_only), I(host) is the C(server) as well, with the keys of
+    its host table (capabilities, ca, override_path) at the top of the
+    file, where containerd reads the server's settings; a pull that
+    I(host) cannot serve then fails instead of going to the upstream
+    registry. The
+    site's other host tables stay, after ours. Without I(mirror_only), a
+    C(server) that is I(host) (an earlier run with I(mirror_only)) becomes
+    I(server) again, and those keys go.
   - The file is written only if its meaning or its host order changed,
     and only after reading the result back showed exactly the intended
     change. Host tables written as inline tables or dotted keys are
@@ -60,6 +68,11 @@ options:
     type: list
     elements: str
     default: []
+  mirror_only:
+    description: Make I(host) the C(server) too, so that containerd never
+      falls back to the upstream registry.
+    type: bool
+    default: false
   mode:
     description: Mode of the file if it is created.
     type: raw
@@ -114,21 +127,32 @@ def entry(capabilities, ca, override_path):
     return table
 
 
+def _value(value):
+    if isinstance(value, bool):
+        return 'true' if value else 'false'
+    if isinstance(value, list):
+        return array(value)
+    return string(value)
+
+
 def block(url, table):
     lines = ['[host.%s]\n' % string(url)]
     for key, value in table.items():
-        if isinstance(value, bool):
-            text = 'true' if value else 'false'
-        elif isinstance(value, list):
-            text = array(value)
-        else:
-            text = string(value)
-        lines.append('  %s = %s\n' % (key, text))
+        lines.append('  %s = %s\n' % (key, _value(value)))
     return ''.join(lines)
 
 
-def intended(data, server, url, table, stale_hosts):
+def intended(data, server, url, table, stale_hosts, *, mirror_only=False):
     data = copy.deepcopy(data)
+    if mirror_only:
+        # The keys at the top of the file configure the server.
+        data['server'] = url
+        data.update(copy.deepcopy(table))
+    elif data.get('server') == url:
+        data['server'] = server
+        for key, value in table.items():
+            if data.get(key) == value:
+                del data[key]
     data.setdefault('server', server)
     hosts = data.get(HOST, {})
     data[HOST] = {url: table}
@@ -160,12 +184,34 @@ def _first_host(doc):
     return doc.info[tables[0]].name[1] if tables else None
 
 
-def edit(text, server, url, table, stale_hosts=()):
+def _root_keys(doc, data, want, keys):
+    """The statements of ``keys`` before the first table as in ``want``:
+    replaced, removed, or added (after ``server``)."""
+    for key in keys:
+        if data.get(key) == want.get(key) and (key in data) == (key in want):
+            continue
+        span = doc.find_statement(0, doc.first_header(), (key,))
+        if key in data and span is None:
+            raise TomlEditError('%s must be set at the top of the file'
+                                % key)
+        line = '%s = %s\n' % (key, _value(want[key])) if key in want else ''
+        if span is not None:
+            doc.replace(span[0], span[1], line)
+            continue
+        after = doc.find_statement(0, doc.first_header(), ('server',))
+        if after is not None:
+            doc.insert(after[1], line)
+        else:
+            doc.insert(doc.leading_comments(doc.first_header()), line + '\n')
+
+
+def edit(text, server, url, table, stale_hosts=(), *, mirror_only=False):
     """Return the edited text; raise TomlEditError if it cannot be done."""
     data = loads(text)
     doc = Document(text)
     _check_layout(doc, data)
-    want = intended(data, server, url, table, stale_hosts)
+    want = intended(data, server, url, table, stale_hosts,
+                    mirror_only=mirror_only)
     if data == want and _first_host(doc) == url:
         return text
     # Remove our table (and its subtables) and the stale ones, last first.
@@ -184,9 +230,7 @@ def edit(text, server, url, table, stale_hosts=()):
                    block(url, table) + '\n')
     else:
         doc.append_block(block(url, table))
-    if 'server' not in data:
-        doc.insert(doc.leading_comments(doc.first_header()),
-                   'server = %s\n\n' % string(server))
+    _root_keys(doc, data, want, ['server'] + list(table))
     if not text.strip():
         doc.insert(0, NEW_FILE_COMMENT)
     result = doc.text
@@ -207,6 +251,7 @@ def main():
             ca=dict(type='str'),
             override_path=dict(type='bool', default=False),
             stale_hosts=dict(type='list', elements='str', default=[]),
+            mirror_only=dict(type='bool', default=False),
             mode=dict(type='raw', default='0644'),
         ),
         supports_check_mode=True,
@@ -218,7 +263,8 @@ def main():
     try:
         after = edit(before or '', params['server'], params['host'], table,
                      [name for name in params['stale_hosts']
-                      if name != params['host']])
+                      if name != params['host']],
+                     mirror_only=params['mirror_only'])
     except TomlEditError as error:
         module.fail_json(msg='%s: %s' % (params['path'], error))
     finish(module, params['path'], before, after,

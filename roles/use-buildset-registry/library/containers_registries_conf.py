@@ -21,6 +21,12 @@ description:
     in their order, followed by the registries the file already listed
     there (in theirs). With an empty I(search_registries) the setting is
     left as it is.
+  - With I(mirror_only), the entry's C(location) is the mirror too, so
+    that a pull the mirror cannot serve fails instead of going to the
+    registry itself (registries.conf tries the mirrors, then the
+    location); an entry without C(prefix) gets one (it was the location).
+    Without I(mirror_only), a location that is the mirror (an earlier run
+    with I(mirror_only)) becomes the namespace again.
   - Every other line, comments included, is kept as it was. The file is
     written only if something changed, and only after reading the result
     back showed exactly the intended change.
@@ -49,6 +55,11 @@ options:
     type: list
     elements: str
     default: [docker.io]
+  mirror_only:
+    description: Make the mirror the entries' location too, so that pulls
+      never fall back to the registry itself.
+    type: bool
+    default: false
   mode:
     description: Mode of the file if it is created.
     type: raw
@@ -94,7 +105,14 @@ def _prefix(entry):
     return entry.get('prefix', entry.get('location'))
 
 
-def intended(data, mirror, namespaces, search_registries):
+def _location(namespace, location, mirror_only):
+    """The entry's location: the mirror's with mirror_only, else the
+    namespace itself."""
+    return location if mirror_only else namespace
+
+
+def intended(data, mirror, namespaces, search_registries, *,
+             mirror_only=False):
     """What the file must mean afterwards."""
     data = copy.deepcopy(data)
     registries = data.setdefault('registry', [])
@@ -103,13 +121,20 @@ def intended(data, mirror, namespaces, search_registries):
         entry = next((entry for entry in registries
                       if _prefix(entry) == namespace), None)
         if entry is None:
-            registries.append({'prefix': namespace, 'location': namespace,
-                               'mirror': [{'location': location}]})
+            registries.append({
+                'prefix': namespace,
+                'location': _location(namespace, location, mirror_only),
+                'mirror': [{'location': location}]})
             continue
         mirrors = entry.get('mirror', [])
         ours = [m for m in mirrors if m.get('location') == location]
         others = [m for m in mirrors if m.get('location') != location]
         entry['mirror'] = (ours[:1] or [{'location': location}]) + others
+        if mirror_only:
+            entry.setdefault('prefix', namespace)
+            entry['location'] = location
+        elif entry.get('location') == location:
+            entry['location'] = namespace
     if not registries:
         del data['registry']
     if search_registries:
@@ -141,49 +166,59 @@ def _registry_mirrors(doc, header):
             if header < index < end]
 
 
-def edit(text, mirror, namespaces, search_registries):
+def _entry(doc, namespace):
+    """(header line, entry) of the namespace's [[registry]], or None."""
+    entries = loads(doc.text).get('registry', [])
+    headers = doc.headers(REGISTRY, array=True)
+    if len(headers) != len(entries):
+        raise TomlEditError('registry entries must be written as '
+                            '[[registry]] tables')
+    for header, entry in zip(headers, entries):
+        if _prefix(entry) == namespace:
+            return header, entry
+    return None
+
+
+def _set_location(doc, namespace, location):
+    """The namespace's entry gets ``location`` (and an explicit prefix,
+    which was its location)."""
+    header, entry = _entry(doc, namespace)
+    if entry.get('location') == location:
+        return
+    end = doc.block_end(header)
+    span = doc.find_statement(header + 1, end, ('location',))
+    line = 'location = %s\n' % string(location)
+    if 'prefix' not in entry:
+        line = 'prefix = %s\n%s' % (string(namespace), line)
+    if span is None:
+        doc.insert(doc.content_end(header, end), line)
+    else:
+        doc.replace(span[0], span[1], line)
+
+
+def edit(text, mirror, namespaces, search_registries, *, mirror_only=False):
     """Return the edited text; raise TomlEditError if it cannot be done."""
     data = loads(text)
     if 'registries' in data:
         raise TomlEditError(
             'the file uses the version 1 format ([registries.search]); '
             'only the version 2 format can be edited')
-    want = intended(data, mirror, namespaces, search_registries)
+    want = intended(data, mirror, namespaces, search_registries,
+                    mirror_only=mirror_only)
     doc = Document(text)
     for namespace in namespaces:
         location = '%s/%s' % (mirror, namespace)
-        entries = loads(doc.text).get('registry', [])
-        headers = doc.headers(REGISTRY, array=True)
-        if len(headers) != len(entries):
-            raise TomlEditError('registry entries must be written as '
-                                '[[registry]] tables')
-        index = next((i for i, entry in enumerate(entries)
-                      if _prefix(entry) == namespace), None)
-        if index is None:
+        found = _entry(doc, namespace)
+        if found is None:
             doc.append_block('[[registry]]\nprefix = %s\nlocation = %s\n\n%s'
-                             % (string(namespace), string(namespace),
+                             % (string(namespace), string(_location(
+                                 namespace, location, mirror_only)),
                                 _mirror_block(location)))
             continue
-        mirrors = entries[index].get('mirror', [])
-        mirror_headers = _registry_mirrors(doc, headers[index])
-        if len(mirror_headers) != len(mirrors):
-            raise TomlEditError('the mirrors of registry %s must be written '
-                                'as [[registry.mirror]] tables' % namespace)
-        if mirrors and mirrors[0].get('location') == location:
-            continue
-        # Remove ours where it is further back, last first.
-        for position in reversed(range(len(mirrors))):
-            if mirrors[position].get('location') == location:
-                start = mirror_headers[position]
-                doc.replace(start, doc.block_end(start), '')
-        mirror_headers = _registry_mirrors(doc, headers[index])
-        if mirror_headers:
-            at = doc.leading_comments(mirror_headers[0])
-            doc.insert(at, _mirror_block(location) + '\n')
-        else:
-            at = doc.content_end(headers[index],
-                                 doc.block_end(headers[index]))
-            doc.insert(at, '\n' + _mirror_block(location))
+        if mirror_only or found[1].get('location') == location:
+            _set_location(doc, namespace,
+                          _location(namespace, location, mirror_only))
+        _mirror_first(doc, namespace, location)
     if search_registries and data.get(SEARCH) != want[SEARCH]:
         line = '%s = %s\n' % (SEARCH, array(want[SEARCH]))
         span = doc.find_statement(0, doc.first_header(), (SEARCH,))
@@ -201,6 +236,30 @@ def edit(text, mirror, namespaces, search_registries):
     return result
 
 
+def _mirror_first(doc, namespace, location):
+    """Our mirror first among the namespace's [[registry.mirror]]s."""
+    header, entry = _entry(doc, namespace)
+    mirrors = entry.get('mirror', [])
+    mirror_headers = _registry_mirrors(doc, header)
+    if len(mirror_headers) != len(mirrors):
+        raise TomlEditError('the mirrors of registry %s must be written '
+                            'as [[registry.mirror]] tables' % namespace)
+    if mirrors and mirrors[0].get('location') == location:
+        return
+    # Remove ours where it is further back, last first.
+    for position in reversed(range(len(mirrors))):
+        if mirrors[position].get('location') == location:
+            start = mirror_headers[position]
+            doc.replace(start, doc.block_end(start), '')
+    mirror_headers = _registry_mirrors(doc, header)
+    if mirror_headers:
+        at = doc.leading_comments(mirror_headers[0])
+        doc.insert(at, _mirror_block(location) + '\n')
+    else:
+        at = doc.content_end(header, doc.block_end(header))
+        doc.insert(at, '\n' + _mirror_block(location))
+
+
 def main():
     module = AnsibleModule(
         argument_spec=dict(
@@ -209,6 +268,7 @@ def main():
             namespaces=dict(type='list', elements='str', required=True),
             search_registries=dict(type='list', elements='str',
                                    default=['docker.io']),
+            mirror_only=dict(type='bool', default=False),
             mode=dict(type='raw', default='0644'),
         ),
         supports_check_mode=True,
@@ -217,7 +277,8 @@ def main():
     before = read_text(params['path'])
     try:
         after = edit(before or '', params['mirror'], params['namespaces'],
-                     params['search_registries'])
+                     params['search_registries'],
+                     mirror_only=params['mirror_only'])
     except TomlEditError as error:
         module.fail_json(msg='%s: %s' % (params['path'], error))
     finish(module, params['path'], before, after,
