@@ -231,3 +231,30 @@ def test_a_skopeo_push_cut_by_a_kill_completes_when_run_again(
         balancer.stop()
         for server in servers:
             server.stop()
+
+
+def test_readiness_follows_the_object_server(swift, registry):
+    """/readyz turns 503 while Swift's object server is down, and 200 once
+    it is back; /healthz stays 200 all along."""
+    def ready():
+        return requests.get(registry.url + '/readyz', timeout=60)
+
+    def until(status, *, seconds=60):
+        deadline = time.monotonic() + seconds
+        while True:
+            response = ready()
+            if response.status_code == status or \
+                    time.monotonic() > deadline:
+                return response
+            time.sleep(0.5)
+
+    assert until(200).status_code == 200
+    swift.stop_server('object')
+    # The answer is cached for a few seconds: poll until it turns.
+    response = until(503)
+    assert response.status_code == 503, response.text
+    assert response.json()['status'] == 'not ready'
+    assert requests.get(registry.url + '/healthz',
+                        timeout=10).status_code == 200
+    swift.start_server('object')
+    assert until(200).status_code == 200
