@@ -12,6 +12,8 @@ Modules:
 ``certs``        a self-signed certificate for ``--tls``
 ``large``        large blob push and pull
 ``small``        many small requests: blob HEAD, manifest GET, small push
+``concurrent``   many clients at once (``--concurrent``): pulls of one
+                 blob, pushes of different blobs
 ``pullthrough``  a zuul-registry mirror in front of an upstream
                  zuul-registry: first, cached and concurrent pulls
                  against direct pulls from the upstream; ``pulls`` the

@@ -21,6 +21,25 @@ def bounded(low, high):
     return parse
 
 
+def worker_list(text):
+    """``1,auto`` -> [1, 'auto']: the worker counts to run ours with."""
+    found = []
+    for item in text.split(','):
+        item = item.strip()
+        value = item if item == 'auto' else None
+        if value is None:
+            try:
+                value = int(item)
+            except ValueError:
+                value = 0
+            if not 1 <= value <= 1024:
+                raise argparse.ArgumentTypeError(
+                    '%r is not a worker count (1 to 1024, or auto)' % item)
+        if value not in found:
+            found.append(value)
+    return found
+
+
 def parse_args(argv):
     p = argparse.ArgumentParser(
         prog='python -m bench',
@@ -40,6 +59,22 @@ def parse_args(argv):
                    default=16,
                    help='clients pulling at once in the pull-through '
                         'scenarios (default 16)')
+    p.add_argument('--workers', type=worker_list, metavar='LIST',
+                   help='run zuul-registry once per worker count in LIST '
+                        '(comma-separated counts or auto, e.g. 1,auto; '
+                        'registry config key workers), each its own row; '
+                        'default: one zuul-registry without the key')
+    p.add_argument('--concurrent', action='store_true',
+                   help='also measure many clients at once: '
+                        '--concurrent-pulls pulls of one blob and '
+                        '--concurrent-pushes pushes of different blobs')
+    p.add_argument('--concurrent-pulls', type=bounded(1, 512), default=32,
+                   help='clients pulling one blob at once (default 32)')
+    p.add_argument('--concurrent-pushes', type=bounded(1, 512), default=16,
+                   help='clients pushing a blob each at once (default 16)')
+    p.add_argument('--concurrent-mib', type=bounded(1, 1024), default=16,
+                   help='size of each blob of the concurrent pulls and '
+                        'pushes in MiB (default 16)')
     p.add_argument('--blob-mib', type=bounded(1, 8192), default=256,
                    help='size of the large blob in MiB (default 256)')
     p.add_argument('--requests', type=bounded(1, 200000), default=2000,
@@ -85,10 +120,18 @@ def make_registries(args, directory, tls):
     keys = [args.only] if args.only else ['ours', 'reference']
     registries = []
     for key in keys:
-        extra = {'binary': args.reference_bin} if key == 'reference' else {}
-        registries.append(REGISTRIES[key](
-            os.path.join(directory, key), tls=tls,
-            start_timeout=args.start_timeout, **extra))
+        if key == 'ours' and args.workers:
+            variants = [{'workers': w} for w in args.workers]
+        elif key == 'reference':
+            variants = [{'binary': args.reference_bin}]
+        else:
+            variants = [{}]
+        for extra in variants:
+            name = key if 'workers' not in extra else 'ours-w%s' % (
+                extra['workers'])
+            registries.append(REGISTRIES[key](
+                os.path.join(directory, name), tls=tls,
+                start_timeout=args.start_timeout, **extra))
     return registries
 
 
@@ -99,7 +142,11 @@ def main(argv=None):
                 'small_bytes': args.small_bytes,
                 'small_push': args.small_push, 'repeat': args.repeat,
                 'pull_check': args.pull_check, 'tls': args.tls,
-                'pullthrough_clients': args.pullthrough_clients}
+                'pullthrough_clients': args.pullthrough_clients,
+                'workers': args.workers, 'concurrent': args.concurrent,
+                'concurrent_pulls': args.concurrent_pulls,
+                'concurrent_pushes': args.concurrent_pushes,
+                'concurrent_mib': args.concurrent_mib}
     if args.workdir:
         os.makedirs(args.workdir, exist_ok=True)
         subjects, outcome = run(args, os.path.abspath(args.workdir))
@@ -110,6 +157,11 @@ def main(argv=None):
     if results:
         print()
         print(report.table(results, args.stat, settings))
+        print()
+        print(report.memory_table(results, settings))
+        if args.concurrent:
+            print()
+            print(report.concurrent_table(results, args.stat, settings))
     noisy = report.background_warning(results)
     if noisy:
         print('\n' + noisy)

@@ -18,6 +18,7 @@ import os
 import sys
 import threading
 
+from bench import concurrent
 from bench.servers import StartError
 from bench.wire import ProtocolError
 from bench.large import LargeBlob, pull_large, push_large
@@ -30,7 +31,7 @@ SMALL_REPOSITORY = 'bench/small'
 TAG = 'latest'
 MIB = 1 << 20
 SYNC_TIMEOUT = 60.0
-FAILURES = (StartError, ProtocolError, OSError)
+FAILURES = (StartError, ProtocolError, OSError, threading.BrokenBarrierError)
 
 
 def progress(text):
@@ -45,7 +46,8 @@ class Subject:
     the others go on. A registry that did not start or exited stops all.
     """
 
-    NEEDS = {'pull': 'push', 'head': 'setup', 'manifest': 'setup'}
+    NEEDS = {'pull': 'push', 'head': 'setup', 'manifest': 'setup',
+             'many_pull': 'concurrent_setup'}
 
     def __init__(self, registry):
         self.registry = registry
@@ -53,6 +55,7 @@ class Subject:
         self.samples = {}           # kind -> [Sample]
         self.failures = {}          # kind -> what went wrong, first time
         self.peak_rss_kib = 0
+        self.memory = {'main': 0, 'workers': []}    # see memory_roles
         self.dead = False
         self.log_mark = 0           # where the log was when the step began
 
@@ -92,6 +95,8 @@ def run(registries, args):
     large = [LargeBlob.make(args.blob_mib, seed=run)
              for run in range(args.repeat)]
     image = SmallImage.make(args.small_bytes, seed=7)
+    shared = concurrent.shared_blob(args.concurrent_mib) \
+        if args.concurrent else None
     subjects = [Subject(r) for r in registries]
     with contextlib.ExitStack() as stack:
         for subject in subjects:
@@ -108,21 +113,35 @@ def run(registries, args):
             step(subject, 'setup', 'push the small image',
                  lambda r: push_small_image(r.endpoint, SMALL_REPOSITORY,
                                             image, TAG))
+            if shared is not None:
+                step(subject, 'concurrent_setup',
+                     'push the %d MiB blob for the concurrent pulls' %
+                     shared.count,
+                     lambda r: push_large(r.endpoint, concurrent.REPOSITORY,
+                                          shared))
         for run in range(1, args.repeat + 1):
             measure_run(subjects, args, run, large[run - 1], image)
+        # After every run of the other kinds, so that what a server keeps
+        # of these (allocator, Go heap) is not in their peaks.
+        for run in range(1, args.repeat + 1) if shared is not None else ():
+            measure_concurrent(subjects, args, run, shared)
         for subject in subjects:
-            subject.peak_rss_kib = read_peak(subject.registry)
+            subject.memory = read_memory(subject.registry)
+            subject.peak_rss_kib = max([subject.memory['main']] +
+                                       subject.memory['workers'])
     return subjects
 
 
-def read_peak(registry):
-    """VmHWM in KiB, also of a registry that failed, if it still runs."""
+def read_memory(registry):
+    """The largest VmHWM of each server process (see memory_roles), also
+    of a registry that failed, if it still runs."""
     if registry.process is None or registry.process.poll() is not None:
-        return 0
+        return {'main': max(registry.peaks.values(), default=0),
+                'workers': []}
     try:
-        return registry.memory_kib().get('VmHWM', 0)
+        return registry.memory_roles()
     except OSError:
-        return 0
+        return {'main': 0, 'workers': []}
 
 
 def step(subject, kind, doing, action):
@@ -160,6 +179,28 @@ def measure_run(subjects, args, run, blob, image):
              r.endpoint, n, c, push_small_op(SMALL_REPOSITORY, pushes,
                                              monolithic=monolithic)))),
     ]
+    measure_kinds(subjects, run, kinds)
+
+
+def measure_concurrent(subjects, args, run, shared):
+    """The --concurrent kinds: many pulls of ``shared``, many pushes."""
+    clients, pushers = args.concurrent_pulls, args.concurrent_pushes
+    blobs = concurrent.push_blobs(args.concurrent_mib, pushers, run)
+    measure_kinds(subjects, run, [
+        ('many_pull', '%d pulls of %d MiB at once' % (
+            clients, shared.count), clients * shared.size, True,
+         lambda r: concurrent.pull_many(r.endpoint, shared, clients,
+                                        args.pull_check)),
+        ('many_push', '%d pushes of %d MiB at once' % (
+            pushers, args.concurrent_mib),
+         pushers * args.concurrent_mib * MIB, True,
+         lambda r: concurrent.push_many(r.endpoint, blobs)),
+    ])
+
+
+def measure_kinds(subjects, run, kinds):
+    """Each of ``kinds`` on every subject in turn: (kind, label, amount,
+    large (MiB/s, RSS sampled) or not (requests/s), work(registry))."""
     for kind, label, amount, large, work in kinds:
         for subject in subjects:
             if not subject.can(kind):
@@ -172,5 +213,13 @@ def measure_run(subjects, args, run, blob, image):
                 continue
             subject.samples.setdefault(kind, []).append(sample)
             rate = sample.rate / MIB if large else sample.rate
-            progress('%s: %s, run %d: %.0f %s' % (
-                subject.title, label, run, rate, 'MiB/s' if large else '/s'))
+            extra = ''
+            if sample.latencies:
+                extra += ', p99 %.2f s' % concurrent.percentile(
+                    sample.latencies, 0.99)
+            if sample.process_peaks_kib:
+                extra += ', peak RSS %.0f MiB' % (
+                    sample.process_peaks_kib[0] / 1024)
+            progress('%s: %s, run %d: %.0f %s%s' % (
+                subject.title, label, run, rate,
+                'MiB/s' if large else '/s', extra))

@@ -54,6 +54,7 @@ class Registry:
         self.port = None
         self.process = None
         self._endpoint = None
+        self.peaks = {}             # pid -> largest VmHWM seen, KiB
 
     # -- what subclasses provide ------------------------------------------
 
@@ -174,27 +175,132 @@ class Registry:
 
     def memory_kib(self):
         """``{'VmHWM': kib, 'VmRSS': kib}`` of the server process now."""
-        found = {}
-        with open('/proc/%d/status' % self.pid) as f:
-            for line in f:
-                name, _, value = line.partition(':')
-                if name in ('VmHWM', 'VmRSS'):
-                    found[name] = int(value.split()[0])
-        return found
+        return read_status(self.pid)
 
     def cpu_seconds(self):
-        """User plus system CPU time of the server process (all threads)."""
-        with open('/proc/%d/stat' % self.pid) as f:
-            fields = f.read().rpartition(')')[2].split()
-        # fields[0] is the state, field 3; utime and stime are fields 14, 15
-        return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+        """User plus system CPU time of the server process (all threads),
+        of its live children (workers) and of those it has reaped."""
+        fields = _stat_fields(self.pid)
+        # fields[0] is the state, field 3; utime and stime are fields 14,
+        # 15; cutime and cstime (children waited for) 16, 17
+        total = sum(int(v) for v in fields[11:15])
+        for child in children(self.pid):
+            try:
+                total += sum(int(v) for v in _stat_fields(child)[11:13])
+            except (OSError, IndexError):
+                pass            # exited meanwhile: counted in cutime
+        return total / CLOCK_TICKS
+
+    def pids(self):
+        """The server process and its children (with ``workers``: the
+        supervisor, then each worker)."""
+        return [self.pid] + children(self.pid)
+
+    def process_peaks(self):
+        """``{pid: VmHWM KiB}`` of the server's processes now."""
+        found = {}
+        for pid in self.pids():
+            try:
+                found[pid] = read_status(pid).get('VmHWM', 0)
+            except OSError:
+                pass
+        return found
+
+    def checkpoint_memory(self):
+        """Fold the processes' VmHWM into ``peaks`` (the largest seen per
+        process, over resets); return what was read."""
+        now = self.process_peaks()
+        for pid, kib in now.items():
+            self.peaks[pid] = max(self.peaks.get(pid, 0), kib)
+        return now
+
+    def reset_peaks(self):
+        """Checkpoint, then reset every process's VmHWM to its current RSS
+        (``5`` to ``/proc/PID/clear_refs``), so that the VmHWM read after
+        a scenario is that scenario's peak. False if the kernel refused."""
+        self.checkpoint_memory()
+        done = True
+        for pid in self.pids():
+            try:
+                with open('/proc/%d/clear_refs' % pid, 'w') as f:
+                    f.write('5')
+            except OSError:
+                done = False
+        return done
+
+    def memory_roles(self):
+        """The largest VmHWM seen per process, split by role:
+        ``{'main': kib, 'workers': [kib, ...]}`` (no workers: a single
+        process, or the reference)."""
+        self.checkpoint_memory()
+        main = self.peaks.get(self.pid, 0)
+        workers = [kib for pid, kib in self.peaks.items() if pid != self.pid]
+        return {'main': main, 'workers': sorted(workers, reverse=True)}
+
+
+def _stat_fields(pid):
+    with open('/proc/%d/stat' % pid) as f:
+        return f.read().rpartition(')')[2].split()
+
+
+def read_status(pid):
+    """``{'VmHWM': kib, 'VmRSS': kib}`` of process ``pid``."""
+    found = {}
+    with open('/proc/%d/status' % pid) as f:
+        for line in f:
+            name, _, value = line.partition(':')
+            if name in ('VmHWM', 'VmRSS'):
+                found[name] = int(value.split()[0])
+    return found
+
+
+def children(pid):
+    """Live child processes of ``pid`` (a scan of /proc; no
+    /proc/PID/task/TID/children on every kernel)."""
+    found = []
+    for name in os.listdir('/proc'):
+        if not name.isdigit():
+            continue
+        try:
+            fields = _stat_fields(int(name))
+        except (OSError, IndexError):
+            continue
+        if len(fields) > 1 and fields[1] == str(pid) and fields[0] != 'Z':
+            found.append(int(name))
+    return sorted(found)
+
+
+def cpu_count():
+    """The CPUs this process may run on, as ``workers: auto`` counts."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def worker_label(workers):
+    """``1``, ``4``, ``auto(2)``: how a row names a worker count."""
+    if workers == 'auto':
+        return 'auto(%d)' % cpu_count()
+    return str(workers)
 
 
 class Ours(Registry):
-    """zuul-registry from this checkout: ``python -m zuul_registry``."""
+    """zuul-registry from this checkout: ``python -m zuul_registry``.
+
+    With ``workers`` (a count or ``'auto'``) its config sets ``workers``,
+    and key and title name it (``ours-w1``, ``zuul-registry w=1``);
+    without, the config leaves the key out (one process)."""
 
     key = 'ours'
     title = 'zuul-registry'
+
+    def __init__(self, directory, *, workers=None, **kw):
+        super().__init__(directory, **kw)
+        self.workers = workers
+        if workers is not None:
+            self.key = 'ours-w%s' % workers
+            self.title = 'zuul-registry w=%s' % worker_label(workers)
 
     def config(self):
         registry = {
@@ -202,6 +308,8 @@ class Ours(Registry):
             'port': self.port,
             'storage': {'driver': 'filesystem', 'root': self.storage},
         }
+        if self.workers is not None:
+            registry['workers'] = self.workers
         if self.tls:
             registry['tls-cert'] = self.tls.cert
             registry['tls-key'] = self.tls.key
