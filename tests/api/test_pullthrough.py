@@ -386,3 +386,24 @@ async def test_fetched_manifests_expire_by_their_own_rule(
     response = await mirror.get('/v2/org/img/manifests/v1')
     assert response.headers['Docker-Content-Digest'] == fetched
     assert await storage.driver.stat(revision) is not None
+
+
+async def test_an_empty_blob_is_answered_only_once_verified(
+        aiohttp_server, make_mirror):
+    """An empty body has no last byte to hold back: the answer waits for
+    the verification, so a wrong empty body is a clean 502."""
+    fake = StallingUpstream(b'')
+    fake.digest = digest_of(b'not empty')   # what it claims to send
+    fake.release.set()
+    server = await aiohttp_server(fake.app())
+    mirror = await make_mirror(url_of(server))
+    response = await mirror.get('/v2/org/img/blobs/%s' % fake.digest)
+    await assert_error(response, 502, 'UNAVAILABLE')
+    # A real empty blob comes through.
+    empty = StallingUpstream(b'')
+    empty.release.set()
+    server = await aiohttp_server(empty.app())
+    mirror = await make_mirror(url_of(server))
+    response = await mirror.get('/v2/org/img/blobs/%s' % empty.digest)
+    assert response.status == 200
+    assert await response.read() == b''

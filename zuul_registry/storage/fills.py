@@ -132,6 +132,15 @@ class Fill:
         """Yield the blob's bytes from `offset`, as they arrive."""
         position = offset
         end = None if length is None else offset + length
+        if end is not None and position >= end:
+            # No byte to hold back (an empty blob): no answer before the
+            # fill is verified, so a wrong one is never an empty 200.
+            while not self.finished and self.error is None:
+                await self._changed.wait()
+            if self.error is not None:
+                raise FillFailed('blob %s from %s broke off: %s'
+                                 % (self.digest, self.source, self.error))
+            return
         while end is None or position < end:
             changed = self._changed
             if self.error is not None:
