@@ -35,7 +35,7 @@ def make_driver(storage_config):
 def make_pullthrough(config, storage):
     """The pull-through overlay over `storage`, one client per upstream."""
     # Imported here: the upstream client is loaded only when it is used.
-    from zuul_registry.storage.pullthrough import PullThrough, Upstream
+    from zuul_registry.storage.pullthrough import PullThrough, UpstreamSource
     from zuul_registry.upstream.client import UpstreamRegistry
     upstreams = {}
     for upstream in config.upstreams:
@@ -44,7 +44,7 @@ def make_pullthrough(config, storage):
             password=upstream.password, ca=upstream.ca,
             manifest_size_limit=config.manifest_size_limit)
         namespace = upstream.namespace if config.namespaced else None
-        upstreams[namespace] = Upstream(client, tags=upstream.tags)
+        upstreams[namespace] = UpstreamSource(client, tags=upstream.tags)
     return PullThrough(storage, upstreams)
 
 

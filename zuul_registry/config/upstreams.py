@@ -25,10 +25,12 @@ def _tag_policy(value, path, problems):
     checked upstream again; returns 'pin' or seconds."""
     if value == PIN:
         return PIN
+    match = _DURATION.fullmatch(value.strip()) \
+        if isinstance(value, str) else None
     if isinstance(value, int) and not isinstance(value, bool):
         seconds = value
-    elif isinstance(value, str) and _DURATION.fullmatch(value.strip()):
-        number, unit = _DURATION.fullmatch(value.strip()).groups()
+    elif match:
+        number, unit = match.groups()
         seconds = int(number) * _UNITS[unit or 's']
     else:
         raise _Invalid(f'must be pin or a duration such as 30s, 10m, 2h '

@@ -53,7 +53,7 @@ def upstream_name(url, name):
     return name
 
 
-class Upstream:
+class UpstreamSource:
     """An upstream registry client with the policy of its namespace."""
 
     def __init__(self, client, *, tags=PIN):
@@ -72,7 +72,7 @@ class PullThrough:
 
     def __init__(self, storage, upstreams, *, clock=time.time):
         self.storage = storage
-        self.upstreams = dict(upstreams)   # namespace -> Upstream
+        self.upstreams = dict(upstreams)   # namespace -> UpstreamSource
         self.clock = clock
         # (event, kind) -> count, for the metrics: fetches, hits, errors
         # of manifests and blobs.
@@ -228,25 +228,24 @@ class PullThrough:
             upstream = self.upstream(repository)
             if upstream is None:
                 raise
-        fill = self._fills.get((repository.namespace, repository.name,
-                                str(digest)))
+        fill = self._fills.get(_key(repository, digest))
         if fill is not None and fill.size is not None:
             return fill.size
-        try:
+        return await self._head_upstream(repository, digest, upstream)
+
+    async def _head_upstream(self, repository, digest, upstream):
+        """The blob's size as the upstream says; BlobUnknown if it has
+        none, UpstreamUnavailable if it cannot tell."""
+        with _blob_errors(repository, digest, upstream):
             return await upstream.client.head_blob(upstream.name(repository),
                                                    str(digest))
-        except upstream_errors.UpstreamNotFound:
-            raise errors.BlobUnknown('blob %s unknown to %s and to %s' % (
-                digest, repository, upstream.url)) from None
-        except upstream_errors.UpstreamError as e:
-            raise errors.UpstreamUnavailable(str(e)) from None
 
     async def blob(self, repository, digest):
         """A BlobSource of a blob here, or a Fill bringing it in."""
         blobs = self.storage.blobs
         # A fill under way first: its readers finish from the blob once
         # it is committed, and it is forgotten only after that.
-        key = (repository.namespace, repository.name, str(digest))
+        key = _key(repository, digest)
         fill = self._fills.get(key)
         if fill is not None and fill.error is None:
             return fill
@@ -262,7 +261,7 @@ class PullThrough:
         if await blobs.stat(repository.namespace, digest) is not None:
             # Here for another repository: link it once the upstream
             # confirms this repository has it too.
-            await self.blob_size(repository, digest)
+            await self._head_upstream(repository, digest, upstream)
             await blobs.link(repository, digest)
             return await blobs.source(repository, digest)
         return await self._shared(('fill',) + key, self._start_fill, key,
@@ -281,17 +280,15 @@ class PullThrough:
         stack = contextlib.AsyncExitStack()
         self.events['fetches', 'blob'] += 1
         try:
-            stream = await stack.enter_async_context(
-                upstream.client.open_blob(upstream.name(repository),
-                                          str(digest)))
-        except upstream_errors.UpstreamNotFound:
+            with _blob_errors(repository, digest, upstream):
+                stream = await stack.enter_async_context(
+                    upstream.client.open_blob(upstream.name(repository),
+                                              str(digest)))
+        except errors.StorageError as e:
             await stack.aclose()
-            raise errors.BlobUnknown('blob %s unknown to %s and to %s' % (
-                digest, repository, upstream.url)) from None
-        except upstream_errors.UpstreamError as e:
-            await stack.aclose()
-            self.events['errors', 'blob'] += 1
-            raise errors.UpstreamUnavailable(str(e)) from None
+            if isinstance(e, errors.UpstreamUnavailable):
+                self.events['errors', 'blob'] += 1
+            raise
         # Another request may have started the same fill meanwhile.
         fill = self._fills.get(key)
         if fill is not None and fill.error is None:
@@ -315,3 +312,20 @@ class PullThrough:
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return fill
+
+
+def _key(repository, digest):
+    """What a fill is known by."""
+    return repository.namespace, repository.name, str(digest)
+
+
+@contextlib.contextmanager
+def _blob_errors(repository, digest, upstream):
+    """An upstream's failures for a blob, as storage errors."""
+    try:
+        yield
+    except upstream_errors.UpstreamNotFound:
+        raise errors.BlobUnknown('blob %s unknown to %s and to %s' % (
+            digest, repository, upstream.url)) from None
+    except upstream_errors.UpstreamError as e:
+        raise errors.UpstreamUnavailable(str(e)) from None
