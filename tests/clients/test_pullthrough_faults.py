@@ -181,6 +181,16 @@ def blob_file(server, namespace, digest):
                         hexdigest[:2], hexdigest)
 
 
+def committed(server, namespace, digest, timeout=30):
+    """Whether the blob's file appears within `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not os.path.exists(blob_file(server, namespace, digest)):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
 def uploads_left(server, namespace):
     uploads = os.path.join(server.storage_root, namespace, '_uploads')
     return os.listdir(uploads) if os.path.isdir(uploads) else []
@@ -325,8 +335,7 @@ def test_skopeo_pulls_through_distribution_with_htpasswd_over_tls(
     # The same layer straight from the mirror, now from its storage.
     assert fetch('%s/v2/%s/team/app/blobs/%s' % (
         dist_mirror.url, DIST_NAMESPACE, layer.digest)) == (200, layer.digest)
-    assert os.path.exists(blob_file(dist_mirror, DIST_NAMESPACE,
-                                    layer.digest))
+    assert committed(dist_mirror, DIST_NAMESPACE, layer.digest)
     log = dist_mirror.log_text()
     assert 'Blob %s of %s/team/app filled from %s' % (
         layer.digest, DIST_NAMESPACE, distribution.url) in log
@@ -465,7 +474,9 @@ def test_upstream_killed_mid_blob_commits_nothing_and_retry_succeeds(
         # Back on the same port and storage: the retry succeeds.
         upstream.start()
         assert fetch(mirror.url + url) == (200, digest)
-        assert os.path.exists(blob_file(mirror, 'docker.io', digest))
+        # The client's last byte follows the digest check; the commit
+        # (copy, fsync) follows it.
+        assert committed(mirror, 'docker.io', digest)
         assert not uploads_left(mirror, 'docker.io')
         with open(blob_file(mirror, 'docker.io', digest), 'rb') as f:
             assert 'sha256:' + hashlib.file_digest(

@@ -4,15 +4,18 @@ by any number of clients while it arrives.
 The fill stores the upstream's bytes as an ordinary upload (so garbage
 collection, keep-alive and digest verification are the ones every push
 gets), in segments of SEGMENT bytes: each segment is one upload chunk,
-visible once written whole.  The bytes of the segment being written are
-also kept in memory, so a reader never waits for a segment to finish:
+visible once written whole.  The pieces of the segment being written are
+also kept in memory (as received, never copied), so a reader never waits
+for a segment to finish:
 
 - bytes of finished segments are read back from their chunk objects;
 - bytes of the current segment come from memory;
 - past the end of what has arrived, the reader waits for more.
 
 Once every byte is in, the upload is completed: the digest verified and
-the blob committed.  Readers then finish from the blob itself.  If the
+the blob committed.  A reader gets the blob's last byte once the digest
+is verified (the commit, a copy and an fsync, need not delay it), and
+finishes from the blob once committed.  If the
 upstream breaks off, the size or the digest is wrong, or storage fails,
 the upload is cancelled, nothing is committed and every reader raises:
 a client whose answer began sees its connection cut, never a body that
@@ -24,6 +27,7 @@ the client that started it stays.
 """
 
 import asyncio
+import bisect
 import logging
 
 from zuul_registry.drivers import base as driver_base
@@ -32,8 +36,6 @@ from zuul_registry.storage import errors, paths
 log = logging.getLogger('zuul_registry.storage.fills')
 
 SEGMENT = 4 * 1024 * 1024
-# A reader hands out at most this much of the in-memory segment at once.
-_PIECE = 1024 * 1024
 
 
 class FillFailed(errors.StorageError):
@@ -50,9 +52,12 @@ class Fill:
         self.source = source      # str: where the bytes come from, for logs
         self.finished = False
         self.error = None
+        self.verified = False     # all bytes in, and the digest right
         self._segments = []       # (offset, length, chunk path), in order
-        self._tail = bytearray()  # bytes of the segment being written
+        self._tail = []           # pieces of the segment being written
+        self._tail_starts = []    # the blob offset of each piece
         self._tail_offset = 0
+        self._tail_size = 0
         self._eof = False
         self._changed = asyncio.Event()
 
@@ -75,7 +80,8 @@ class Fill:
                         paths.upload_chunk(repository.namespace, upload_id,
                                            start))))
                 self._tail_offset = end
-                self._tail = bytearray()
+                self._tail, self._tail_starts = [], []
+                self._tail_size = 0
                 self._notify()
             total = self._tail_offset
             if self.size is not None and total != self.size:
@@ -83,7 +89,8 @@ class Fill:
                                  'it announced' % (self.source, total,
                                                    self.digest, self.size))
             self.size = total
-            await uploads.complete(repository, upload_id, self.digest)
+            await uploads.complete(repository, upload_id, self.digest,
+                                   on_verified=self._verified)
             upload_id = None
             self.finished = True
             log.info('Blob %s of %s filled from %s (%d bytes)', self.digest,
@@ -111,7 +118,9 @@ class Fill:
                 return
             if not chunk:
                 continue
-            self._tail += chunk
+            self._tail_starts.append(self._tail_offset + self._tail_size)
+            self._tail.append(chunk)
+            self._tail_size += len(chunk)
             length += len(chunk)
             self._notify()
             yield chunk
@@ -121,6 +130,10 @@ class Fill:
             await self.storage.uploads.cancel(self.repository, upload_id)
         except Exception as e:   # garbage collection takes it later
             log.info('Fill upload %s not removed: %s', upload_id, e)
+
+    def _verified(self):
+        self.verified = True
+        self._notify()
 
     def _notify(self):
         changed, self._changed = self._changed, asyncio.Event()
@@ -167,13 +180,11 @@ class Fill:
                         if not self.finished and self.error is None:
                             await changed.wait()
                     continue
-            inside = position - self._tail_offset
-            if segment is None and 0 <= inside < len(self._tail):
-                stop = self._readable(self._tail_offset + len(self._tail),
-                                      end) - self._tail_offset
-                if stop > inside:
-                    data = bytes(self._tail[inside:min(stop,
-                                                       inside + _PIECE)])
+            tail_end = self._tail_offset + self._tail_size
+            if segment is None and self._tail_offset <= position < tail_end:
+                stop = self._readable(tail_end, end)
+                if stop > position:
+                    data = self._tail_piece(position, stop)
                     position += len(data)
                     yield data
                     continue
@@ -188,9 +199,16 @@ class Fill:
         complete from a fill that then fails (wrong digest, short)."""
         if end is not None:
             stop = min(stop, end)
-        if self.size is not None and not self.finished:
+        if self.size is not None and not self.verified:
             stop = min(stop, self.size - 1)
         return stop
+
+    def _tail_piece(self, position, stop):
+        """The received bytes from `position` on, up to `stop`, within
+        one piece: a view of it, not a copy."""
+        index = bisect.bisect_right(self._tail_starts, position) - 1
+        piece, start = self._tail[index], self._tail_starts[index]
+        return memoryview(piece)[position - start:stop - start]
 
     def _segment_at(self, position):
         for start, size, path in self._segments:

@@ -46,6 +46,8 @@ log = logging.getLogger('zuul_registry.storage.uploads')
 _MAX_HASH_STATES = 4096
 # Seconds between two rewrites of _alive while a chunk streams in.
 ALIVE_INTERVAL = 60
+# Chunks at least this large are hashed off the event loop.
+_THREAD_HASH_SIZE = 256 * 1024
 
 
 class Uploads:
@@ -111,8 +113,13 @@ class Uploads:
                   repository, written, size)
         return size + written
 
-    async def complete(self, repository, upload_id, digest, body=None):
-        """Append a final chunk, verify `digest`, publish the blob."""
+    async def complete(self, repository, upload_id, digest, body=None, *,
+                       on_verified=None):
+        """Append a final chunk, verify `digest`, publish the blob.
+
+        `on_verified` is called once the digest is found right, before
+        the blob is committed.
+        """
         if body is not None:
             await self.append(repository, upload_id, body)
         else:
@@ -139,6 +146,8 @@ class Uploads:
             raise errors.DigestMismatch(
                 'upload has digest %s:%s, not %s'
                 % (digest.algorithm, actual, digest))
+        if on_verified is not None:
+            on_verified()
         # Even a failed commit may consume chunks: a retry must not trust
         # the hash of what it finds then.
         self._hashes.pop(upload_id, None)
@@ -251,10 +260,35 @@ class Uploads:
 
 
 async def _hashing(chunks, hasher):
-    async for chunk in chunks:
-        if hasher is not None:
-            hasher.update(chunk)
-        yield chunk
+    """Pass `chunks` through, hashing them on the way.
+
+    A large chunk is hashed in a thread (hashlib lets go of the GIL) while
+    the driver stores it, so hashing costs the event loop nothing; the
+    next chunk waits for it, as the hash must see the bytes in order.
+    """
+    if hasher is None:
+        async for chunk in chunks:
+            yield chunk
+        return
+    loop = asyncio.get_running_loop()
+    hashing = None
+    try:
+        async for chunk in chunks:
+            if hashing is not None:
+                await hashing
+                hashing = None
+            if len(chunk) >= _THREAD_HASH_SIZE:
+                hashing = loop.run_in_executor(None, hasher.update, chunk)
+            else:
+                hasher.update(chunk)
+            yield chunk
+        if hashing is not None:
+            await hashing
+    finally:
+        if hashing is not None and not hashing.done():
+            # Stopped early: the hasher is thrown away, but let the thread
+            # finish with it before anyone could look at it again.
+            await asyncio.shield(hashing)
 
 
 async def _skip_if_empty(body):
