@@ -5,6 +5,8 @@ Push: ``POST /v2/<repository>/blobs/uploads/`` (202, ``Location``), one
 (201). The body is a random 1 MiB buffer sent over and over, so the client
 holds 1 MiB, not the blob; its digest is computed before the clock starts.
 
+Chunked push: the same in PATCHes of 8 MiB, each with ``Content-Range``.
+
 Pull: ``GET /v2/<repository>/blobs/<digest>``, checking the status,
 ``Content-Length``, ``Docker-Content-Digest`` and the content while it
 arrives (see ContentCheck). Anything unexpected raises ProtocolError
@@ -55,6 +57,31 @@ def push_large(endpoint, repository, blob):
         response = expect(conn.request_streaming(
             'PATCH', target, OCTETS, blob.size, blob.chunks()), 202, what)
         target = location_target(response, what)
+        what = 'finish upload'
+        response = expect(conn.request(
+            'PUT', with_query(target, digest=blob.digest)), 201, what)
+        check_digest_header(response, blob.digest, what)
+
+
+def push_chunked(endpoint, repository, blob, *, chunk_mib=8):
+    """The same upload in PATCHes of ``chunk_mib`` MiB, each with its
+    ``Content-Range``, as clients that upload in chunks send it."""
+    with Connection(endpoint) as conn:
+        what = 'start upload'
+        response = expect(conn.request(
+            'POST', '/v2/%s/blobs/uploads/' % repository), 202, what)
+        target = location_target(response, what)
+        chunks = blob.chunks()
+        for start in range(0, blob.count, chunk_mib):
+            count = min(chunk_mib, blob.count - start)
+            first, last = start * MIB, (start + count) * MIB - 1
+            what = 'PATCH bytes %d-%d' % (first, last)
+            headers = dict(OCTETS, **{'Content-Range': '%d-%d' % (first,
+                                                                   last)})
+            response = expect(conn.request_streaming(
+                'PATCH', target, headers, count * MIB,
+                (next(chunks) for _ in range(count))), 202, what)
+            target = location_target(response, what)
         what = 'finish upload'
         response = expect(conn.request(
             'PUT', with_query(target, digest=blob.digest)), 201, what)

@@ -10,6 +10,7 @@ MIB = 1 << 20
 # (key, table header, divisor of Sample.rate); rates: higher is better
 RATES = (
     ('push', 'push MiB/s', MIB),
+    ('chunked_push', 'chunked push MiB/s', MIB),
     ('pull', 'pull MiB/s', MIB),
     ('head', 'HEAD req/s', 1),
     ('manifest', 'manifest GET/s', 1),
@@ -188,6 +189,7 @@ def memory_table(results, settings):
                                      for r in results.values())]
     titles = dict([(k, t.split()[0]) for k, t, _ in RATES] +
                   [('manifest', 'manifest'), ('small_push', 'small-push'),
+                   ('chunked_push', 'chunked-push'),
                    ('many_pull', '%d-pulls' % settings['concurrent_pulls']),
                    ('many_push', '%d-pushes' % settings['concurrent_pushes'])])
     multi = _multi_process(results)

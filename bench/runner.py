@@ -21,7 +21,7 @@ import threading
 from bench import concurrent
 from bench.servers import StartError
 from bench.wire import ProtocolError
-from bench.large import LargeBlob, pull_large, push_large
+from bench.large import LargeBlob, pull_large, push_chunked, push_large
 from bench.measure import measure
 from bench.small import (SmallImage, get_manifest_op, head_blob_op,
                          push_small_image, push_small_op, run_requests,
@@ -164,6 +164,9 @@ def measure_run(subjects, args, run, blob, image):
     kinds = [
         ('push', 'push %d MiB' % blob.count, blob.size, True,
          lambda r: push_large(r.endpoint, repository, blob)),
+        ('chunked_push', 'push %d MiB in 8 MiB PATCHes' % blob.count,
+         blob.size, True,
+         lambda r: push_chunked(r.endpoint, 'bench/chunked%d' % run, blob)),
         ('pull', 'pull %d MiB' % blob.count, blob.size, True,
          lambda r: pull_large(r.endpoint, repository, blob,
                               check=args.pull_check)),

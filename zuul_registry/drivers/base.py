@@ -26,6 +26,10 @@ them):
   empty.
 * Missing objects raise `ObjectNotFound` from `get`, `read` and `move`;
   `stat` answers None; `delete` of a missing path is not an error.
+* A driver that can (`can_append`) extends objects in place with
+  `append`, the one exception to the first rule: the new bytes show as
+  they are stored.  Uploads use it so that completing one is a rename,
+  not a copy; `freeze` ends an object's appends before it is handed on.
 """
 
 import abc
@@ -51,6 +55,11 @@ class AlreadyExists(DriverError):
 
 class InvalidPath(DriverError):
     pass
+
+
+class AppendConflict(DriverError):
+    """An append or freeze refused: the object is not as long as the
+    caller thought, is frozen, or another append or freeze is under way."""
 
 
 class Stat(NamedTuple):
@@ -81,6 +90,8 @@ class Driver(abc.ABC):
 
     #: Size of the pieces `read` yields unless told otherwise.
     read_chunk_size = 1024 * 1024
+    #: Whether `append` works.
+    can_append = False
 
     async def stat(self, path) -> Optional[Stat]:
         """Size and modification time of the object, or None."""
@@ -128,6 +139,39 @@ class Driver(abc.ABC):
         await self._concat(check_path(path),
                            [check_path(part) for part in parts],
                            consume=consume)
+
+    async def append(self, path, chunks: AsyncIterable[bytes], *,
+                     offset) -> int:
+        """Add `chunks` at the end of the object, which must be exactly
+        `offset` bytes long; return its new size.  Only if `can_append`.
+
+        Appends to one object exclude each other, across processes, and
+        a second one raises AppendConflict at once, as does an object of
+        another size or a frozen one.  Readers may see the bytes as they
+        arrive; they are durable (survive a machine crash) once the object
+        is frozen, and `concat(consume=True)` must only be given frozen
+        objects a driver appends to.  If `chunks` or the
+        storage fails, the object is cut back to `offset` bytes (a killed
+        process may leave a prefix of `chunks` stored: bytes the caller
+        did send, at their right place).
+        """
+        if not self.can_append:
+            raise NotImplementedError('%s cannot append'
+                                      % type(self).__name__)
+        return await self._append(check_path(path), chunks, offset=offset)
+
+    async def freeze(self, path) -> Stat:
+        """End appends to the object for good, make its bytes durable
+        and return its Stat; an append under way raises AppendConflict (a
+        later one refuses).  Without `can_append`, objects never change:
+        only the Stat."""
+        path = check_path(path)
+        if self.can_append:
+            return await self._freeze(path)
+        found = await self._stat(path)
+        if found is None:
+            raise ObjectNotFound(path)
+        return found
 
     def read(self, path, *, offset=0, length=None,
              chunk_size=None) -> AsyncIterator[bytes]:
@@ -193,6 +237,12 @@ class Driver(abc.ABC):
 
     def _local_file(self, path):
         return None
+
+    async def _append(self, path, chunks, *, offset):
+        raise NotImplementedError
+
+    async def _freeze(self, path):
+        raise NotImplementedError
 
     async def _collect_leftovers(self, *, before, dry_run):
         return []

@@ -4,7 +4,9 @@ New objects are written in the driver's scratch directory under
 ROOT/.tmp and published with link() or rename(), which are atomic on one
 filesystem; file data is fsynced first, so even after a machine crash a
 published object is never truncated.  `concat(consume=True)` of one part
-renames it; of several, copies them and removes them.  Scratch a killed
+renames it; of several, copies them and removes them.  `append` writes
+in place under an flock (filesystem_append), so an upload grows in one
+file and its completion is a rename.  Scratch a killed
 process left behind is removed at startup and by `collect_leftovers`,
 at once; that of live processes sharing the root only when an hour old
 (filesystem_scratch tells them apart).
@@ -21,7 +23,7 @@ import shutil
 import stat
 import uuid
 
-from zuul_registry.drivers import base, filesystem_scratch
+from zuul_registry.drivers import base, filesystem_append, filesystem_scratch
 
 log = logging.getLogger('zuul_registry.drivers.filesystem')
 
@@ -29,6 +31,8 @@ _TMP_DIR = '.tmp'
 
 
 class FilesystemDriver(base.Driver):
+
+    can_append = True
 
     def __init__(self, root, *, threads=16, fsync=True):
         self.root = os.path.abspath(root)
@@ -110,6 +114,25 @@ class FilesystemDriver(base.Driver):
                 f.close()   # a full disk may fail the flush again
             finally:
                 await self._run(_unlink_quietly, tmp)
+
+    async def _append(self, path, chunks, *, offset):
+        fd = await self._run(filesystem_append.start, self._full(path),
+                             offset)
+        size, stored = offset, False
+        try:
+            async for chunk in chunks:
+                await self._run(filesystem_append.write, fd, chunk)
+                size += len(chunk)
+            stored = True
+        finally:
+            # Even if this task is cancelled: the fd and its lock must go.
+            await asyncio.shield(self._run(functools.partial(
+                filesystem_append.finish, fd, offset, stored=stored)))
+        return size
+
+    async def _freeze(self, path):
+        return await self._run(functools.partial(
+            filesystem_append.freeze, self._full(path), sync=self.fsync))
 
     async def _concat(self, path, parts, *, consume):
         await self._run(self._concat_sync, self._full(path),

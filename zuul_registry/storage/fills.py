@@ -8,7 +8,7 @@ visible once written whole.  The pieces of the segment being written are
 also kept in memory (as received, never copied), so a reader never waits
 for a segment to finish:
 
-- bytes of finished segments are read back from their chunk objects;
+- bytes of finished segments are read back from the upload;
 - bytes of the current segment come from memory;
 - past the end of what has arrived, the reader waits for more.
 
@@ -31,7 +31,7 @@ import bisect
 import logging
 
 from zuul_registry.drivers import base as driver_base
-from zuul_registry.storage import errors, paths
+from zuul_registry.storage import errors
 
 log = logging.getLogger('zuul_registry.storage.fills')
 
@@ -53,7 +53,7 @@ class Fill:
         self.finished = False
         self.error = None
         self.verified = False     # all bytes in, and the digest right
-        self._segments = []       # (offset, length, chunk path), in order
+        self._upload_id = None
         self._tail = []           # pieces of the segment being written
         self._tail_starts = []    # the blob offset of each piece
         self._tail_offset = 0
@@ -70,15 +70,10 @@ class Fill:
         upload_id = None
         chunks = chunks.__aiter__()
         try:
-            upload_id = await uploads.start(repository)
+            upload_id = self._upload_id = await uploads.start(repository)
             while not self._eof:
-                start = self._tail_offset
                 end = await uploads.append(repository, upload_id,
                                            self._segment(chunks))
-                if end > start:
-                    self._segments.append((start, end - start, (
-                        paths.upload_chunk(repository.namespace, upload_id,
-                                           start))))
                 self._tail_offset = end
                 self._tail, self._tail_starts = [], []
                 self._tail_size = 0
@@ -163,15 +158,14 @@ class Fill:
                 async for data in self._read_blob(position, end):
                     yield data
                 return
-            segment = self._segment_at(position)
-            if segment is not None:
-                start, size, path = segment
-                stop = self._readable(start + size, end)
+            stored = position < self._tail_offset
+            if stored:
+                stop = self._readable(self._tail_offset, end)
                 if stop > position:
                     try:
-                        async for data in self.storage.driver.read(
-                                path, offset=position - start,
-                                length=stop - position):
+                        async for data in self.storage.uploads.read(
+                                self.repository.namespace, self._upload_id,
+                                offset=position, length=stop - position):
                             position += len(data)
                             yield data
                     except driver_base.ObjectNotFound:
@@ -181,7 +175,7 @@ class Fill:
                             await changed.wait()
                     continue
             tail_end = self._tail_offset + self._tail_size
-            if segment is None and self._tail_offset <= position < tail_end:
+            if not stored and position < tail_end:
                 stop = self._readable(tail_end, end)
                 if stop > position:
                     data = self._tail_piece(position, stop)
@@ -209,12 +203,6 @@ class Fill:
         index = bisect.bisect_right(self._tail_starts, position) - 1
         piece, start = self._tail[index], self._tail_starts[index]
         return memoryview(piece)[position - start:stop - start]
-
-    def _segment_at(self, position):
-        for start, size, path in self._segments:
-            if start <= position < start + size:
-                return start, size, path
-        return None
 
     async def _read_blob(self, position, end):
         blobs = self.storage.blobs

@@ -14,7 +14,9 @@ when namespaces are on, "_default" otherwise)::
     NS/_uploads/ID/_info                       JSON: repository, start time
     NS/_uploads/ID/_alive                      empty: rewritten while a chunk
                                                streams in
-    NS/_uploads/ID/_chunks/OFFSET              one object per received chunk
+    NS/_uploads/ID/_chunks/OFFSET              one object per received chunk;
+                                               a driver that can append grows
+                                               the last one instead
     NS/_repositories/REPO/_layers/ALG/HEX      blob HEX is visible in REPO
     NS/_repositories/REPO/_revisions/ALG/HEX   JSON: media type of manifest
     NS/_repositories/REPO/_tags/TAG            text: the tag's digest

@@ -6,6 +6,14 @@ and a chunk is never half-visible.  The upload's size is the end of its
 last chunk, read from storage, so any server process sharing the storage
 can take the next chunk, also after a restart.
 
+A driver that can append (the filesystem) grows the last chunk in place
+instead of adding one: appends to a chunk exclude each other across
+processes, so of two requests racing for one offset one wins as above,
+and completion hands the one file over with a rename, never copying the
+bytes again.  Before the digest is checked the completion freezes that
+chunk (made durable, closed to appends): no byte can join it between the
+check and the hand-over.
+
 Python cannot save a hash object, so each process keeps the running hash
 of the uploads it has been fed in order.  When a process completes an
 upload whose hash it does not hold (another process took some chunks, or
@@ -29,25 +37,23 @@ the upload is unknown, never that its bytes were taken.
 """
 
 import asyncio
-import collections
+import bisect
 import json
 import logging
 import time
 import uuid
 
-from zuul_registry import oci
 from zuul_registry.drivers import base as driver_base
-from zuul_registry.storage import errors, paths
+from zuul_registry.storage import errors, paths, upload_hashes
 
 log = logging.getLogger('zuul_registry.storage.uploads')
 
-# Running hashes kept per process; the oldest are forgotten first (they
-# are recomputed from storage if their upload ever completes).
-_MAX_HASH_STATES = 4096
 # Seconds between two rewrites of _alive while a chunk streams in.
 ALIVE_INTERVAL = 60
-# Chunks at least this large are hashed off the event loop.
-_THREAD_HASH_SIZE = 256 * 1024
+# How long a completion waits for a chunk being appended to: tries and
+# the pause between them, seconds.
+_FREEZE_ATTEMPTS = 20
+_FREEZE_PAUSE = 0.05
 
 
 class Uploads:
@@ -55,7 +61,7 @@ class Uploads:
     def __init__(self, driver, blobs):
         self.driver = driver
         self.blobs = blobs
-        self._hashes = collections.OrderedDict()  # id -> (offset, hasher)
+        self._hashes = upload_hashes.RunningHashes()
 
     async def start(self, repository):
         # 122 random bits from os.urandom: unguessable.
@@ -80,26 +86,36 @@ class Uploads:
 
         `offset`, when the client gave one, must be the current size.
         """
-        size = await self.size(repository, upload_id)
+        await self._check_owner(repository, upload_id)
+        namespace = repository.namespace
+        size, last, last_start = await self._end(namespace, upload_id)
         if offset is not None and offset != size:
             raise errors.UploadOffsetMismatch(
                 'chunk starts at %d but upload %s has %d bytes'
                 % (offset, upload_id, size), size=size)
-        hasher = self._hasher_at(upload_id, size)
-        namespace = repository.namespace
+        hasher = self._hashes.hasher_at(upload_id, size)
         alive = asyncio.create_task(self._keep_alive(namespace, upload_id))
         try:
             body = await _skip_if_empty(body)
             if body is None:
                 return size
-            written = await self.driver.write(
-                paths.upload_chunk(namespace, upload_id, size),
-                _hashing(body, hasher), exclusive=True)
-        except driver_base.AlreadyExists:
+            if last is not None and self.driver.can_append:
+                # Grow the last chunk in place: completion is a rename.
+                written = await self.driver.append(
+                    last, upload_hashes.hashing(body, hasher),
+                    offset=size - last_start) - (size - last_start)
+            else:
+                written = await self.driver.write(
+                    paths.upload_chunk(namespace, upload_id, size),
+                    upload_hashes.hashing(body, hasher), exclusive=True)
+        except (driver_base.AlreadyExists, driver_base.AppendConflict):
             current = await self._size(namespace, upload_id)
             raise errors.UploadOffsetMismatch(
-                'another chunk at offset %d won the race' % size,
-                size=current) from None
+                'another request wrote at offset %d first, or the upload '
+                'is being completed' % size, size=current) from None
+        except driver_base.ObjectNotFound:
+            raise errors.UploadUnknown('upload %s completed or cancelled '
+                                       'meanwhile' % upload_id) from None
         finally:
             alive.cancel()
         if await self.driver.stat(paths.upload_info(namespace,
@@ -108,7 +124,7 @@ class Uploads:
             await self.driver.delete(paths.upload(namespace, upload_id))
             raise errors.UploadUnknown('upload %s was removed while a '
                                        'chunk was written' % upload_id)
-        self._remember(upload_id, size + written, hasher)
+        self._hashes.remember(upload_id, size + written, hasher)
         log.debug('Upload %s of %s: %d bytes at offset %d', upload_id,
                   repository, written, size)
         return size + written
@@ -125,9 +141,10 @@ class Uploads:
         else:
             await self._check_owner(repository, upload_id)
         namespace = repository.namespace
+        await self._freeze(namespace, upload_id)
         parts, size = await self._parts(namespace, upload_id)
         try:
-            actual = self._finished_hash(upload_id, size, digest)
+            actual = self._hashes.finished(upload_id, size, digest)
             if actual is None:
                 actual = await self._rehash(parts, digest)
         except driver_base.ObjectNotFound:
@@ -150,7 +167,7 @@ class Uploads:
             on_verified()
         # Even a failed commit may consume chunks: a retry must not trust
         # the hash of what it finds then.
-        self._hashes.pop(upload_id, None)
+        self._hashes.forget(upload_id)
         # Its _info goes first: a completion racing this one that finds
         # the chunks gone then knows it lost, and is not a digest error.
         await self.driver.delete(paths.upload_info(namespace, upload_id))
@@ -164,11 +181,37 @@ class Uploads:
                  repository, digest, size)
         return size
 
+    async def read(self, namespace, upload_id, *, offset, length):
+        """Yield the upload's stored bytes [offset, offset + length),
+        for a fill reading back what it stored while it goes on.
+        ObjectNotFound if they are not all there (any more)."""
+        chunks = paths.upload_chunks(namespace, upload_id)
+        names = await self.driver.list(chunks)
+        starts = [paths.chunk_offset(name) for name in names]
+        index = bisect.bisect_right(starts, offset) - 1
+        position, end = offset, offset + length
+        while position < end:
+            if index < 0 or index >= len(names):
+                raise driver_base.ObjectNotFound('upload %s bytes at %d'
+                                                 % (upload_id, position))
+            start = starts[index]
+            stop = end if index + 1 == len(names) \
+                else min(end, starts[index + 1])
+            async for data in self.driver.read(
+                    chunks + '/' + names[index], offset=position - start,
+                    length=stop - position):
+                position += len(data)
+                yield data
+            if position < stop:   # the chunk was shorter
+                raise driver_base.ObjectNotFound('upload %s bytes at %d'
+                                                 % (upload_id, position))
+            index += 1
+
     async def cancel(self, repository, upload_id):
         await self._check_owner(repository, upload_id)
         await self.driver.delete(paths.upload(repository.namespace,
                                               upload_id))
-        self._hashes.pop(upload_id, None)
+        self._hashes.forget(upload_id)
         log.info('Upload %s of %s cancelled', upload_id, repository)
 
     # -- internals --------------------------------------------------------
@@ -185,6 +228,29 @@ class Uploads:
                 log.warning('Upload %s: cannot mark it alive: %s',
                             upload_id, e)
 
+    async def _freeze(self, namespace, upload_id):
+        """Stop appends to the last chunk before it is verified and
+        handed over: no byte may be added to it after the hash."""
+        if not self.driver.can_append:
+            return
+        for attempt in range(_FREEZE_ATTEMPTS):
+            size, last, _ = await self._end(namespace, upload_id)
+            if last is None:
+                return
+            try:
+                await self.driver.freeze(last)
+                return
+            except driver_base.AppendConflict:
+                # Another completion freezing it holds the lock for an
+                # instant; an append, for as long as its body lasts.
+                await asyncio.sleep(_FREEZE_PAUSE)
+            except driver_base.ObjectNotFound:
+                raise errors.UploadUnknown(
+                    'upload %s completed or cancelled meanwhile'
+                    % upload_id) from None
+        raise errors.UploadOffsetMismatch(
+            'upload %s is still being written to' % upload_id, size=size)
+
     async def _check_owner(self, repository, upload_id):
         try:
             data = await self.driver.get(
@@ -197,14 +263,21 @@ class Uploads:
                                        % (upload_id, repository))
 
     async def _size(self, namespace, upload_id):
+        return (await self._end(namespace, upload_id))[0]
+
+    async def _end(self, namespace, upload_id):
+        """The upload's size, its last chunk and where that starts (None
+        and 0 when it has none)."""
         chunks = paths.upload_chunks(namespace, upload_id)
         names = await self.driver.list(chunks)
         if not names:
-            return 0
-        last = await self.driver.stat(chunks + '/' + names[-1])
-        if last is None:   # completed or cancelled meanwhile
+            return 0, None, 0
+        last = chunks + '/' + names[-1]
+        found = await self.driver.stat(last)
+        if found is None:   # completed or cancelled meanwhile
             raise errors.UploadUnknown('upload %s is gone' % upload_id)
-        return paths.chunk_offset(names[-1]) + last.size
+        start = paths.chunk_offset(names[-1])
+        return start + found.size, last, start
 
     async def _parts(self, namespace, upload_id):
         """The paths of the upload's chunks and its size, once checked
@@ -223,72 +296,12 @@ class Uploads:
             size += stat.size
         return parts, size
 
-    def _hasher_at(self, upload_id, offset):
-        """A sha256 hasher holding bytes [0, offset), or None."""
-        if offset == 0:
-            return oci.Digest('sha256', '').hasher()
-        state = self._hashes.get(upload_id)
-        if state is None or state[0] != offset:
-            return None
-        # Hash into a copy: a failed chunk must not spoil the state.
-        return state[1].copy()
-
-    def _remember(self, upload_id, offset, hasher):
-        if hasher is None:
-            self._hashes.pop(upload_id, None)
-            return
-        self._hashes[upload_id] = (offset, hasher)
-        self._hashes.move_to_end(upload_id)
-        while len(self._hashes) > _MAX_HASH_STATES:
-            self._hashes.popitem(last=False)
-
-    def _finished_hash(self, upload_id, size, digest):
-        if size == 0:
-            return digest.hasher().hexdigest()
-        state = self._hashes.get(upload_id)
-        if (state is None or state[0] != size
-                or state[1].name != digest.algorithm):
-            return None
-        return state[1].hexdigest()
-
     async def _rehash(self, parts, digest):
         hasher = digest.hasher()
         for part in parts:
             async for data in self.driver.read(part):
                 hasher.update(data)
         return hasher.hexdigest()
-
-
-async def _hashing(chunks, hasher):
-    """Pass `chunks` through, hashing them on the way.
-
-    A large chunk is hashed in a thread (hashlib lets go of the GIL) while
-    the driver stores it, so hashing costs the event loop nothing; the
-    next chunk waits for it, as the hash must see the bytes in order.
-    """
-    if hasher is None:
-        async for chunk in chunks:
-            yield chunk
-        return
-    loop = asyncio.get_running_loop()
-    hashing = None
-    try:
-        async for chunk in chunks:
-            if hashing is not None:
-                await hashing
-                hashing = None
-            if len(chunk) >= _THREAD_HASH_SIZE:
-                hashing = loop.run_in_executor(None, hasher.update, chunk)
-            else:
-                hasher.update(chunk)
-            yield chunk
-        if hashing is not None:
-            await hashing
-    finally:
-        if hashing is not None and not hashing.done():
-            # Stopped early: the hasher is thrown away, but let the thread
-            # finish with it before anyone could look at it again.
-            await asyncio.shield(hashing)
 
 
 async def _skip_if_empty(body):
