@@ -52,3 +52,20 @@ async def test_a_completion_racing_a_last_chunk_put(client):
     assert statuses[1] in (201, 400, 404, 416), await second.text()
     response = await client.get('/v2/org/img/blobs/' + digest_of(data))
     assert await response.read() == data
+
+
+async def test_twin_puts_with_the_whole_body_on_an_empty_upload(client):
+    # A monolithic PUT sent twice: the first body to land ends the
+    # upload; the twin may not add its bytes after it.
+    for round_ in range(8):
+        data = os.urandom(500 * 1024)
+        location = await start_chunked(client, [])
+        url = location + '?digest=' + digest_of(data)
+        responses = await asyncio.gather(client.put(url, data=data),
+                                         client.put(url, data=data))
+        statuses = sorted(response.status for response in responses)
+        bodies = [await response.text() for response in responses]
+        assert statuses[0] == 201, bodies
+        assert statuses[1] in (201, 404, 416), bodies
+        response = await client.get('/v2/org/img/blobs/' + digest_of(data))
+        assert await response.read() == data

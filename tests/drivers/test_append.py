@@ -113,3 +113,17 @@ async def test_a_frozen_object_is_handed_over_whole(appender):
     assert await appender.stat('ns/upload/0') is None
     with pytest.raises(ObjectNotFound):
         await appender.append('ns/upload/0', chunks_of(b'x'), offset=6)
+
+
+async def test_an_append_or_write_can_leave_the_object_frozen(appender):
+    await appender.put('ns/a', b'abc')
+    assert await appender.append('ns/a', chunks_of(b'de'), offset=3,
+                                 freeze=True) == 5
+    with pytest.raises(AppendConflict):
+        await appender.append('ns/a', chunks_of(b'f'), offset=5)
+    assert await appender.write('ns/b', chunks_of(b'xy'), exclusive=True,
+                                frozen=True) == 2
+    with pytest.raises(AppendConflict):
+        await appender.append('ns/b', chunks_of(b'z'), offset=2)
+    assert await stored(appender, 'ns/a') == b'abcde'
+    assert await stored(appender, 'ns/b') == b'xy'

@@ -106,14 +106,17 @@ class Driver(abc.ABC):
         await self._put(check_path(path), data)
 
     async def write(self, path, chunks: AsyncIterable[bytes], *,
-                    exclusive=False) -> int:
+                    exclusive=False, frozen=False) -> int:
         """Stream `chunks` into a new object; return its size.
 
         The object appears only once every chunk is stored.  If `chunks`
         raises, nothing appears and the error propagates.  With
         `exclusive`, an existing object is left alone and AlreadyExists
-        is raised.
+        is raised.  With `frozen`, it appears frozen (see `freeze`).
         """
+        if frozen and self.can_append:
+            return await self._write(check_path(path), chunks,
+                                     exclusive=exclusive, frozen=True)
         return await self._write(check_path(path), chunks,
                                  exclusive=exclusive)
 
@@ -141,9 +144,11 @@ class Driver(abc.ABC):
                            consume=consume)
 
     async def append(self, path, chunks: AsyncIterable[bytes], *,
-                     offset) -> int:
+                     offset, freeze=False) -> int:
         """Add `chunks` at the end of the object, which must be exactly
         `offset` bytes long; return its new size.  Only if `can_append`.
+        With `freeze`, the object is frozen (see `freeze`) as the append
+        ends, with no moment for another append in between.
 
         Appends to one object exclude each other, across processes, and
         a second one raises AppendConflict at once, as does an object of
@@ -158,7 +163,8 @@ class Driver(abc.ABC):
         if not self.can_append:
             raise NotImplementedError('%s cannot append'
                                       % type(self).__name__)
-        return await self._append(check_path(path), chunks, offset=offset)
+        return await self._append(check_path(path), chunks, offset=offset,
+                                  freeze=freeze)
 
     async def freeze(self, path) -> Stat:
         """End appends to the object for good, make its bytes durable
@@ -238,7 +244,7 @@ class Driver(abc.ABC):
     def _local_file(self, path):
         return None
 
-    async def _append(self, path, chunks, *, offset):
+    async def _append(self, path, chunks, *, offset, freeze):
         raise NotImplementedError
 
     async def _freeze(self, path):

@@ -96,7 +96,7 @@ class FilesystemDriver(base.Driver):
         finally:
             _unlink_quietly(tmp)
 
-    async def _write(self, path, chunks, *, exclusive):
+    async def _write(self, path, chunks, *, exclusive, frozen=False):
         full = self._full(path)
         tmp = self._new_tmp()
         f = await self._run(open, tmp, 'wb')
@@ -106,6 +106,8 @@ class FilesystemDriver(base.Driver):
                 await self._run(f.write, chunk)
                 size += len(chunk)
             await self._run(self._sync, f)
+            if frozen:
+                await self._run(filesystem_append.clear_write_bits, f)
             await self._run(f.close)
             await self._run(self._publish, tmp, full, exclusive)
             return size
@@ -115,7 +117,7 @@ class FilesystemDriver(base.Driver):
             finally:
                 await self._run(_unlink_quietly, tmp)
 
-    async def _append(self, path, chunks, *, offset):
+    async def _append(self, path, chunks, *, offset, freeze):
         fd = await self._run(filesystem_append.start, self._full(path),
                              offset)
         size, stored = offset, False
@@ -127,7 +129,8 @@ class FilesystemDriver(base.Driver):
         finally:
             # Even if this task is cancelled: the fd and its lock must go.
             await asyncio.shield(self._run(functools.partial(
-                filesystem_append.finish, fd, offset, stored=stored)))
+                filesystem_append.finish, fd, offset, stored=stored,
+                freeze=freeze, sync=self.fsync)))
         return size
 
     async def _freeze(self, path):

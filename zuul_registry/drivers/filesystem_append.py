@@ -73,25 +73,39 @@ def write(fd, data):
         view = view[os.write(fd, view):]
 
 
-def finish(fd, offset, *, stored):
-    """End the append, cut back to `offset` unless `stored`.  Closing the
-    fd releases the lock.  No fsync: the freeze makes the file durable
-    once, instead of every append waiting for the disk."""
+def finish(fd, offset, *, stored, freeze, sync):
+    """End the append: cut back to `offset` unless `stored`, else frozen
+    if asked, still under the lock.  Closing the fd releases the lock.
+    No fsync otherwise: the freeze makes the file durable once, instead
+    of every append waiting for the disk."""
     try:
         if not stored:
             os.ftruncate(fd, offset)
+        elif freeze:
+            _freeze(fd, sync)
     finally:
         os.close(fd)
 
 
 def freeze(full, *, sync):
-    """Make the file durable (with `sync`) and clear its write bits,
-    under its lock; its Stat."""
-    fd, opened = _open_locked(full, os.O_RDONLY)
+    """Freeze the file under its lock; its Stat."""
+    fd, _ = _open_locked(full, os.O_RDONLY)
     try:
-        if sync:
-            os.fsync(fd)
-        os.fchmod(fd, opened.st_mode & ~_WRITE_BITS & 0o7777)
-        return base.Stat(size=opened.st_size, mtime=opened.st_mtime)
+        return _freeze(fd, sync)
     finally:
         os.close(fd)
+
+
+def _freeze(fd, sync):
+    """Make the file durable (with `sync`), then clear its write bits."""
+    if sync:
+        os.fsync(fd)
+    found = os.fstat(fd)
+    os.fchmod(fd, found.st_mode & ~_WRITE_BITS & 0o7777)
+    return base.Stat(size=found.st_size, mtime=found.st_mtime)
+
+
+def clear_write_bits(f):
+    """Freeze the file object `f` (its data already durable)."""
+    found = os.fstat(f.fileno())
+    os.fchmod(f.fileno(), found.st_mode & ~_WRITE_BITS & 0o7777)

@@ -44,14 +44,16 @@ class MemoryDriver(base.Driver):
     async def _put(self, path, data):
         self._publish(path, bytes(data))
 
-    async def _write(self, path, chunks, *, exclusive):
+    async def _write(self, path, chunks, *, exclusive, frozen=False):
         buffer = bytearray()
         async for chunk in chunks:
             buffer += chunk
         self._publish(path, bytes(buffer), exclusive=exclusive)
+        if frozen:
+            self._frozen.add(path)
         return len(buffer)
 
-    async def _append(self, path, chunks, *, offset):
+    async def _append(self, path, chunks, *, offset, freeze):
         data = self._object(path)
         if path in self._frozen or path in self._appending or \
                 len(data) != offset:
@@ -64,6 +66,8 @@ class MemoryDriver(base.Driver):
             if path in self.objects:   # else deleted meanwhile: dropped
                 self.objects[path] = bytes(buffer)
                 self._mtimes[path] = time.time()
+                if freeze:
+                    self._frozen.add(path)
             return len(buffer)
         finally:
             self._appending.discard(path)

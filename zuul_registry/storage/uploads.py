@@ -81,10 +81,14 @@ class Uploads:
         await self._check_owner(repository, upload_id)
         return await self._size(repository.namespace, upload_id)
 
-    async def append(self, repository, upload_id, body, *, offset=None):
+    async def append(self, repository, upload_id, body, *, offset=None,
+                     final=False):
         """Store the `body` chunks at the end of the upload; return size.
 
         `offset`, when the client gave one, must be the current size.
+        `final`: the body ends the upload (a completion's last chunk); a
+        chunk grown in place is frozen with it, so that a twin request
+        cannot add the same bytes again before the completion checks.
         """
         await self._check_owner(repository, upload_id)
         namespace = repository.namespace
@@ -103,11 +107,13 @@ class Uploads:
                 # Grow the last chunk in place: completion is a rename.
                 written = await self.driver.append(
                     last, upload_hashes.hashing(body, hasher),
-                    offset=size - last_start) - (size - last_start)
+                    offset=size - last_start, freeze=final) \
+                    - (size - last_start)
             else:
                 written = await self.driver.write(
                     paths.upload_chunk(namespace, upload_id, size),
-                    upload_hashes.hashing(body, hasher), exclusive=True)
+                    upload_hashes.hashing(body, hasher), exclusive=True,
+                    frozen=final)
         except (driver_base.AlreadyExists, driver_base.AppendConflict):
             current = await self._size(namespace, upload_id)
             raise errors.UploadOffsetMismatch(
@@ -137,7 +143,7 @@ class Uploads:
         the blob is committed.
         """
         if body is not None:
-            await self.append(repository, upload_id, body)
+            await self.append(repository, upload_id, body, final=True)
         else:
             await self._check_owner(repository, upload_id)
         namespace = repository.namespace
