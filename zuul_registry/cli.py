@@ -129,7 +129,9 @@ def check_config(args):
 def serve(args):
     from aiohttp import web
 
-    from zuul_registry import workers
+    from zuul_registry import malloc, workers
+
+    malloc.use_one_arena()   # before any thread; workers inherit it
     from zuul_registry.app import make_app
     from zuul_registry.drivers.base import DriverError
 

@@ -98,10 +98,15 @@ async def body_blocks(request, block_size=BODY_BLOCK_SIZE):
             break
         pending.append(data)
         pending_size += len(data)
+        del data
         if pending_size >= block_size:
-            yield b''.join(pending)
+            # The pieces go before the block is handed on, and the block
+            # before the next pieces come: one block's worth at a time.
+            block = b''.join(pending)
             pending = []
             pending_size = 0
+            yield block
+            del block
     if pending:
         yield b''.join(pending)
 

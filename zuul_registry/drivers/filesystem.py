@@ -105,6 +105,7 @@ class FilesystemDriver(base.Driver):
             async for chunk in chunks:
                 await self._run(f.write, chunk)
                 size += len(chunk)
+                del chunk   # not held while the next one arrives
             await self._run(self._sync, f)
             if frozen:
                 await self._run(filesystem_append.clear_write_bits, f)
@@ -125,6 +126,7 @@ class FilesystemDriver(base.Driver):
             async for chunk in chunks:
                 await self._run(filesystem_append.write, fd, chunk)
                 size += len(chunk)
+                del chunk
             stored = True
         finally:
             # Even if this task is cancelled: the fd and its lock must go.
@@ -197,6 +199,9 @@ class FilesystemDriver(base.Driver):
                 if remaining is not None:
                     remaining -= len(data)
                 yield data
+                # Not held while the next piece is read: with many
+                # clients, each one piece less in memory.
+                del data
         finally:
             f.close()
 

@@ -78,19 +78,21 @@ class Blobs:
                     raise errors.BlobUnknown('blob %s vanished'
                                              % source.digest) from None
 
-    def read(self, source, *, offset=0, length=None):
-        return self._read(source, offset, length)
+    def read(self, source, *, offset=0, length=None, chunk_size=None):
+        return self._read(source, offset, length, chunk_size)
 
-    async def _read(self, source, offset, length):
+    async def _read(self, source, offset, length, chunk_size):
         # Quarantined between the lookup and the read: bring it back and
         # read again, as long as no byte was given out yet.
         started = False
         for attempt in range(2):
             try:
                 async for chunk in self.driver.read(
-                        source.path, offset=offset, length=length):
+                        source.path, offset=offset, length=length,
+                        chunk_size=chunk_size):
                     started = True
                     yield chunk
+                    del chunk   # not kept while the next one is read
                 return
             except driver_base.ObjectNotFound:
                 if started or attempt or not await self.quarantine.restore(

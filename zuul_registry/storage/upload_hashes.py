@@ -74,6 +74,7 @@ async def hashing(chunks, hasher):
             else:
                 hasher.update(chunk)
             yield chunk
+            del chunk   # the thread has its own reference while it hashes
         if pending is not None:
             await pending
     finally:

@@ -321,5 +321,7 @@ async def _skip_if_empty(body):
 
 async def _prepend(first, rest):
     yield first
+    del first   # no chunk is held while the next one arrives
     async for chunk in rest:
         yield chunk
+        del chunk
