@@ -21,10 +21,17 @@ def _swift_driver(storage_config):
     return SwiftDriver.from_config(storage_config)
 
 
+def _s3_driver(storage_config):
+    # Imported here: boto3 is loaded only when S3 is used.
+    from zuul_registry.drivers.s3 import S3Driver
+    return S3Driver.from_config(storage_config)
+
+
 DRIVERS = {
     'filesystem': lambda storage_config: FilesystemDriver(
         storage_config.root),
     'swift': _swift_driver,
+    's3': _s3_driver,
 }
 
 

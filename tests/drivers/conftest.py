@@ -12,7 +12,7 @@ import pytest
 
 from zuul_registry.drivers.filesystem import FilesystemDriver
 from zuul_registry.drivers.memory import MemoryDriver
-from tests.drivers import swift_server
+from tests.drivers import s3_fixtures, swift_server
 
 
 def _filesystem(tmp_path):
@@ -28,6 +28,8 @@ DRIVERS = {
     'filesystem': _filesystem,
     'memory': _memory,
     'swift': swift_server.contract_driver,
+    **{'s3-' + kind: s3_fixtures.contract_driver(kind)
+       for kind in s3_fixtures.KINDS},
 }
 
 

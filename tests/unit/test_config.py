@@ -204,8 +204,8 @@ def test_storage_is_required_and_checked():
 
 
 def test_unknown_driver_does_not_judge_its_keys():
-    assert problems(storage={'driver': 's3', 'bucket': 'c'}) == [
-        "registry.storage.driver: must be 'filesystem' or 'swift'"]
+    assert problems(storage={'driver': 'gcs', 'bucket': 'c'}) == [
+        "registry.storage.driver: must be 'filesystem' or 'swift' or 's3'"]
 
 
 def test_storage_root_is_made_absolute():
@@ -315,7 +315,7 @@ def test_anonymous_push_true_with_users_is_an_error():
     path.name for path in EXAMPLES.glob('*.yaml')))
 def test_example_config_is_valid(name):
     config = load_config(str(EXAMPLES / name), environ=EXAMPLE_ENVIRON)
-    assert config.storage.driver in ('filesystem', 'swift')
+    assert config.storage.driver in ('filesystem', 'swift', 's3')
     assert config.secret is None or config.secret == 'example-secret'
 
 

@@ -1,6 +1,7 @@
 """Blob uploads: POST, PATCH, PUT, GET and DELETE on upload sessions."""
 
 import asyncio
+import functools
 import logging
 import re
 
@@ -11,6 +12,8 @@ from zuul_registry.api import access, base, errors
 from zuul_registry.storage import errors as storage_errors
 
 log = logging.getLogger('zuul_registry.api.uploads')
+# Discards of sessions whose client left while they were made.
+_ORPHANS = set()
 
 # ASCII digits, at most 20 of them (int() refuses thousands; no upload is
 # that large).
@@ -57,7 +60,7 @@ async def start_upload(request):
             return _created(request, digest)
     # Validated before the session exists: a 400 must leave nothing.
     digest = base.digest(query['digest']) if 'digest' in query else None
-    upload_id = await storage.uploads.start(repository)
+    upload_id = await _start_session(storage, repository)
     if digest is None:
         return _progress(request, upload_id, 0)
     try:
@@ -67,6 +70,27 @@ async def start_upload(request):
         await _discard(storage, repository, upload_id)
         raise
     return _created(request, digest)
+
+
+async def _start_session(storage, repository):
+    """A new upload id.  If the client leaves while the session is being
+    made (aiohttp then cancels the handler), it is removed once made:
+    nobody could ever learn its id."""
+    starting = asyncio.ensure_future(storage.uploads.start(repository))
+    try:
+        return await asyncio.shield(starting)
+    except asyncio.CancelledError:
+        starting.add_done_callback(functools.partial(
+            _discard_orphan, storage, repository))
+        raise
+
+
+def _discard_orphan(storage, repository, starting):
+    if not starting.cancelled() and starting.exception() is None:
+        task = asyncio.ensure_future(_discard(storage, repository,
+                                              starting.result()))
+        _ORPHANS.add(task)   # a reference until it is done
+        task.add_done_callback(_ORPHANS.discard)
 
 
 async def _discard(storage, repository, upload_id):

@@ -261,6 +261,10 @@ def default_config() -> Config:
 
 
 def _describe_storage(storage):
+    if storage.driver == 's3':
+        where = storage.endpoint or f'AWS region {storage.region}'
+        prefix = f' under {storage.prefix}' if storage.prefix else ''
+        return f's3 storage in bucket {storage.bucket}{prefix} at {where}'
     if storage.driver != 'swift':
         return f'{storage.driver} storage in {storage.root}'
     where = (f'cloud {storage.cloud}' if storage.cloud else

@@ -41,6 +41,13 @@ class StorageConfig:
     user_domain_name: Optional[str] = None
     project_domain_name: Optional[str] = None
     region_name: Optional[str] = None     # v3 and cloud
+    bucket: Optional[str] = None          # s3
+    endpoint: Optional[str] = None        # None: AWS, by region
+    region: Optional[str] = None
+    prefix: Optional[str] = None
+    access_key: Optional[str] = None      # None: boto3's credential chain
+    secret_key: Optional[str] = dataclasses.field(default=None, repr=False)
+    ca: Optional[str] = None              # PEM file trusted for endpoint
 
 
 @dataclass(frozen=True)

@@ -1,20 +1,49 @@
 """The schema of ``registry.storage``: drivers and their keys."""
 
+import os
+import re
+
 from zuul_registry.config.checks import (
-    _Field, _check_mapping, _choice, _directory, _scalar, _string, _url)
+    _Field, _Invalid, _check_mapping, _choice, _directory, _scalar, _string,
+    _url)
+
+def _file(value, path, problems):
+    """A readable file (a PEM bundle), as an absolute path."""
+    name = os.path.abspath(_string(value, path, problems))
+    if not os.path.isfile(name) or not os.access(name, os.R_OK):
+        raise _Invalid(f'{name}: not a readable file')
+    return name
+
 
 _EXPIRATION = _scalar(int, lambda value: value > 0,
                       'must be a positive number of seconds')
 _STORAGE_FIELDS = {
-    'driver': _Field('driver', _choice('filesystem', 'swift'),
+    'driver': _Field('driver', _choice('filesystem', 'swift', 's3'),
                      required=True),
     'expiration': _Field('expiration', _EXPIRATION),
 }
 _SWIFT_CONTAINER = _scalar(
     str, lambda value: 0 < len(value) <= 256 and '/' not in value,
     'must be a Swift container name: 1 to 256 characters, without "/"')
+# AWS's rules, which Ceph and SeaweedFS accept too.
+_S3_BUCKET = _scalar(
+    str, re.compile(r'[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]').fullmatch,
+    'must be an S3 bucket name: 3 to 63 lower-case letters, digits, '
+    '"." and "-", starting and ending with a letter or digit')
+_S3_PREFIX = _scalar(
+    str, lambda value: 0 < len(value) <= 512 and not value.startswith('/'),
+    'must be 1 to 512 characters, not starting with "/"')
 _DRIVER_FIELDS = {
     'filesystem': {'root': _Field('root', _directory, required=True)},
+    's3': {
+        'bucket': _Field('bucket', _S3_BUCKET, required=True),
+        'endpoint': _Field('endpoint', _url),
+        'region': _Field('region', _string),
+        'prefix': _Field('prefix', _S3_PREFIX),
+        'access-key': _Field('access_key', _string),
+        'secret-key': _Field('secret_key', _string),
+        'ca': _Field('ca', _file),
+    },
     'swift': {
         'container': _Field('container', _SWIFT_CONTAINER, required=True),
         'cloud': _Field('cloud', _string),
@@ -55,7 +84,21 @@ def _storage(value, path, problems):
                             report_unknown=known)
     if driver == 'swift':
         _check_swift_auth(value, values, path, problems)
+    if driver == 's3':
+        _check_s3(value, path, problems)
     return values
+
+
+def _check_s3(raw, path, problems):
+    """Both keys or neither (then boto3's default credential chain);
+    a region or an endpoint to know where to go."""
+    for given, missing in (('access-key', 'secret-key'),
+                           ('secret-key', 'access-key')):
+        if raw.get(given) is not None and raw.get(missing) is None:
+            problems.append(f'{path}.{missing}: required with {given}')
+    if raw.get('endpoint') is None and raw.get('region') is None:
+        problems.append(f'{path}.region: required without an endpoint '
+                        f'(it picks the AWS endpoint)')
 
 
 def _check_swift_auth(raw, values, path, problems):

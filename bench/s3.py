@@ -1,0 +1,150 @@
+"""S3 storage next to direct S3: push and pull of one large blob.
+
+    python -m bench.s3 [--kind ceph|seaweedfs] [--blob-mib 256] [--repeat 3]
+
+For each S3 server (started on loopback by tests.drivers.s3_server) and
+in the same run, interleaved, the best of `--repeat`:
+
+- **direct**: boto3 PutObject of the blob as one body, then GetObject read
+  in 1 MiB pieces (what the server and boto3 can do at best);
+- **driver**: the S3 driver's `write` fed 1 MiB chunks, then its `read`;
+- **registry**: `zuul-registry serve` on that server and bucket: the blob
+  pushed in one PATCH and pulled (bench.large), as `python -m bench` does.
+
+It prints MiB/s and the ratio to direct.  The blob is one random MiB
+repeated, so no side holds it whole (boto3's direct PutObject gets it as
+one bytes object: that is what it needs).
+"""
+
+import argparse
+import asyncio
+import os
+import sys
+import tempfile
+import time
+
+from bench.large import LargeBlob, pull_large, push_large
+from bench.servers import Ours
+
+MIB = 1 << 20
+
+
+def _direct(server, bucket, blob):
+    client = server.client()
+    body = blob.unit * blob.count
+    started = time.monotonic()
+    client.put_object(Bucket=bucket, Key='direct', Body=body)
+    push = time.monotonic() - started
+    del body
+    started = time.monotonic()
+    stream = client.get_object(Bucket=bucket, Key='direct')['Body']
+    size = 0
+    while True:
+        piece = stream.read(MIB)
+        if not piece:
+            break
+        size += len(piece)
+    pull = time.monotonic() - started
+    assert size == blob.size, size
+    client.delete_object(Bucket=bucket, Key='direct')
+    client.close()
+    return push, pull
+
+
+def _driver(server, bucket, blob):
+    from tests.drivers.s3_fixtures import client_options
+    from zuul_registry.drivers.s3 import S3Driver
+
+    async def chunks():
+        for piece in blob.chunks():
+            yield bytes(piece)
+
+    async def measure():
+        driver = S3Driver(bucket, **client_options(server))
+        await driver.open()
+        try:
+            started = time.monotonic()
+            assert await driver.write('driver', chunks()) == blob.size
+            push = time.monotonic() - started
+            started = time.monotonic()
+            size = 0
+            async for piece in driver.read('driver'):
+                size += len(piece)
+            pull = time.monotonic() - started
+            assert size == blob.size, size
+            await driver.delete('driver')
+            return push, pull
+        finally:
+            await driver.close()
+    return asyncio.run(measure())
+
+
+class OursOnS3(Ours):
+    key = 'ours-s3'
+
+    def __init__(self, directory, server, bucket):
+        super().__init__(directory)
+        self.server, self.bucket = server, bucket
+
+    def config(self):
+        config = super().config()
+        config['registry']['storage'] = {
+            'driver': 's3', 'endpoint': self.server.endpoint,
+            'region': self.server.region, 'bucket': self.bucket,
+            'access-key': self.server.access_key,
+            'secret-key': self.server.secret_key}
+        return config
+
+
+def _registry(registry, blob, run):
+    repository = 'bench/s3-%d' % run
+    started = time.monotonic()
+    push_large(registry.endpoint, repository, blob)
+    push = time.monotonic() - started
+    started = time.monotonic()
+    pull_large(registry.endpoint, repository, blob)
+    return push, time.monotonic() - started
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(prog='python -m bench.s3')
+    parser.add_argument('--kind', action='append',
+                        choices=['ceph', 'seaweedfs'])
+    parser.add_argument('--blob-mib', type=int, default=256)
+    parser.add_argument('--repeat', type=int, default=3)
+    args = parser.parse_args(argv)
+    from tests.drivers import s3_server
+    rows = []
+    for kind in args.kind or ['ceph', 'seaweedfs']:
+        server = s3_server.server(kind)
+        bucket = s3_server.new_bucket(kind)
+        server.client().create_bucket(Bucket=bucket)
+        best = {}
+        with tempfile.TemporaryDirectory(prefix='zr-bench-s3-') as tmp:
+            with OursOnS3(tmp, server, bucket).start() as registry:
+                for run in range(args.repeat):
+                    blob = LargeBlob.make(args.blob_mib, seed=run)
+                    for name, measure in (
+                            ('direct', lambda: _direct(server, bucket, blob)),
+                            ('driver', lambda: _driver(server, bucket, blob)),
+                            ('registry', lambda: _registry(registry, blob,
+                                                           run))):
+                        times = measure()
+                        previous = best.get(name, (float('inf'),) * 2)
+                        best[name] = tuple(map(min, previous, times))
+        for name in ('direct', 'driver', 'registry'):
+            push, pull = (args.blob_mib / t for t in best[name])
+            ratio = [(args.blob_mib / t) / (args.blob_mib / d) for t, d
+                     in zip(best[name], best['direct'])]
+            rows.append((kind, name, push, pull, *ratio))
+    print('%-10s %-9s %10s %10s %8s %8s' % (
+        'server', 'path', 'push MiB/s', 'pull MiB/s', 'push/dir', 'pull/dir'))
+    for row in rows:
+        print('%-10s %-9s %10.0f %10.0f %8.2f %8.2f' % row)
+    return 0
+
+
+if __name__ == '__main__':
+    sys.path.insert(0, os.path.dirname(os.path.dirname(
+        os.path.abspath(__file__))))
+    sys.exit(main())

@@ -1,0 +1,342 @@
+"""S3 driver: objects in one bucket of Amazon S3 or a compatible server.
+
+Every object's key is `prefix` + its path.  The bucket is created when
+missing (if the credentials allow).  How the contract (base.py) is kept
+on S3, where a PUT and a multipart completion are atomic and nothing can
+be renamed:
+
+* `put` is one PutObject.  `write` buffers its chunks up to `part_size`:
+  a smaller object is one PutObject; a larger one a multipart upload of
+  `part_size` parts, a few in flight, visible only at its completion and
+  aborted on any error (s3_multipart).
+* `write(exclusive=True)` asks the server to refuse an existing key:
+  ``If-None-Match: *`` on PutObject and on CompleteMultipartUpload.
+  `open` finds out whether the server honours each (s3_probe: SeaweedFS
+  does for both, radosgw 16.2 only for PutObject).  Where it does not,
+  the driver checks with HeadObject under a lock per path in this process
+  before it publishes: two processes writing the same new path at the
+  same moment could then both succeed, the last one's bytes winning, as
+  on Swift.  A repeated request whose first attempt did succeed is told
+  apart by a writer token in the object's metadata.
+* `concat` copies on the server: one CopyObject for a single part (a
+  multipart copy beyond 5 GiB), else a multipart upload whose parts are
+  UploadPartCopy of the large parts; parts under S3's 5 MiB minimum are
+  read and joined into uploaded parts of their own (s3_concat).
+  A part is copied only while its ETag is the one first seen.  With
+  `consume`, the parts are deleted once the object is published: S3
+  objects share nothing, so the new object never depends on them.
+  `move` is a consuming concat of one part.
+* `read` is a GetObject with ``Range``, streamed in `chunk_size` pieces
+  and resumed if the connection breaks (s3_client).  `list` is a
+  ListObjectsV2 with delimiter "/", page by page; `delete` removes the
+  key and every key under ``path/`` with DeleteObjects, never a key that
+  merely starts with the path.
+* The only private leftovers are incomplete multipart uploads (a crash
+  during a write or a concat): `collect_leftovers` aborts those under the
+  prefix started, and last written to, before the cut-off.
+
+S3 keys are at most 1024 bytes: with a prefix, paths are that much
+shorter.
+"""
+
+import asyncio
+import logging
+import secrets
+import time
+
+from zuul_registry.drivers import (
+    base, s3_concat, s3_leftovers, s3_multipart, s3_probe)
+from zuul_registry.drivers.s3_client import (
+    S3Client, S3Error, describe, is_not_found, status_of)
+
+log = logging.getLogger('zuul_registry.drivers.s3')
+
+_MIB = 1024 ** 2
+
+
+def stamp():
+    """Metadata saying when an object is written, to the microsecond:
+    S3's Last-Modified has whole seconds, and garbage collection compares
+    modification times with moments within one."""
+    return {'mtime': '%.6f' % time.time()}
+
+
+def mtime(head):
+    """The modification time of a HeadObject answer: our stamp, never
+    before Last-Modified (a writer's clock may lag the server's)."""
+    modified = head['LastModified'].timestamp()
+    try:
+        return max(modified, float(head.get('Metadata', {})['mtime']))
+    except (KeyError, ValueError):
+        return modified
+
+
+class S3Driver(base.Driver):
+
+    def __init__(self, bucket, *, prefix='', create_bucket=True,
+                 part_size=8 * _MIB, min_part_size=5 * _MIB,
+                 max_copy_size=5 * 1024 * _MIB, parts_in_flight=2,
+                 copies_in_flight=4, conditional_put=None,
+                 conditional_complete=None, empty_prefixes=None,
+                 page_size=1000, **client_options):
+        self.bucket = bucket
+        self.prefix = prefix
+        self.create_bucket = create_bucket
+        self.client = S3Client(**client_options)
+        self.part_size = max(part_size, min_part_size)
+        self.min_part_size = min_part_size
+        self.max_copy_size = max_copy_size
+        self.parts_in_flight = parts_in_flight
+        self.copies_in_flight = copies_in_flight
+        self.page_size = page_size
+        # Whether If-None-Match: * holds on PutObject and on
+        # CompleteMultipartUpload; None: find out (_probe_conditions).
+        self.conditional_put = conditional_put
+        self.conditional_complete = conditional_complete
+        # Whether delimiter listings name prefixes no object has any more
+        # (SeaweedFS, until it removes its empty directories); None: find
+        # out.
+        self.empty_prefixes = empty_prefixes
+        self._ready = None
+        self._exclusive = {}   # path -> [lock, users]
+
+    @classmethod
+    def from_config(cls, storage):
+        return cls(storage.bucket, prefix=storage.prefix or '',
+                   endpoint=storage.endpoint, region=storage.region,
+                   access_key=storage.access_key,
+                   secret_key=storage.secret_key, ca=storage.ca)
+
+    async def open(self):
+        try:
+            await self.ready()
+        except Exception as e:
+            raise base.DriverError('S3 bucket %s at %s: %s' % (
+                self.bucket, self.client.endpoint, describe(e))) from None
+
+    async def close(self):
+        await asyncio.get_running_loop().run_in_executor(
+            None, self.client.close)
+
+    # -- plumbing ---------------------------------------------------------
+
+    async def ready(self):
+        """Create the bucket and probe the server, once."""
+        if self._ready is None:
+            self._ready = asyncio.ensure_future(self._prepare())
+        try:
+            await asyncio.shield(self._ready)
+        except Exception:
+            self._ready = None   # try again on the next call
+            raise
+
+    async def _prepare(self):
+        try:
+            await self.client.call('head_bucket', Bucket=self.bucket)
+        except Exception as e:
+            if not (is_not_found(e) and self.create_bucket):
+                raise
+            log.info('Creating S3 bucket %s', self.bucket)
+            await self.client.call('create_bucket', Bucket=self.bucket,
+                                   **self._location())
+        if None in (self.conditional_put, self.conditional_complete):
+            await s3_probe.conditions(self)
+        if self.empty_prefixes is None:
+            await s3_probe.prefixes(self)
+
+    def _location(self):
+        region = self.client.s3.meta.region_name
+        if self.client.s3.meta.endpoint_url.endswith('.amazonaws.com') \
+                and region and region != 'us-east-1':
+            return {'CreateBucketConfiguration':
+                    {'LocationConstraint': region}}
+        return {}
+
+    def key(self, path):
+        return self.prefix + path
+
+    stamp = staticmethod(stamp)
+
+    @staticmethod
+    def new_token():
+        return secrets.token_hex(8)
+
+    async def writer_of(self, key):
+        """The writer token of the object `key`, or None."""
+        try:
+            response = await self.client.call('head_object',
+                                              Bucket=self.bucket, Key=key)
+        except Exception:
+            return None
+        return response.get('Metadata', {}).get('writer')
+
+    async def put_object(self, key, data, *, exclusive=False):
+        await self.ready()
+        kwargs = {'Metadata': stamp()}
+        if exclusive:
+            token = self.new_token()
+            kwargs['Metadata']['writer'] = token
+            if self.conditional_put:
+                kwargs['IfNoneMatch'] = '*'
+        try:
+            await self.client.call('put_object', Bucket=self.bucket,
+                                   Key=key, Body=data, **kwargs)
+        except Exception as e:
+            if exclusive and status_of(e) == 412:
+                if await self.writer_of(key) == token:
+                    return   # our own first attempt, answered too late
+                raise base.AlreadyExists(key) from None
+            raise S3Error('PutObject %s: %s' % (key, describe(e))) \
+                from None
+
+    async def head(self, key):
+        await self.ready()
+        try:
+            return await self.client.call('head_object', Bucket=self.bucket,
+                                          Key=key)
+        except Exception as e:
+            if is_not_found(e):
+                return None
+            raise S3Error('HeadObject %s: %s' % (key, describe(e))) \
+                from None
+
+    async def listing(self, prefix, *, delimiter=None):
+        """(name, whether a common prefix) under `prefix`, page by page."""
+        await self.ready()
+        async for entry in self._listing(prefix, delimiter=delimiter):
+            yield entry
+
+    async def _listing(self, prefix, *, delimiter=None):
+        kwargs = {'Bucket': self.bucket, 'Prefix': prefix,
+                  'MaxKeys': self.page_size}
+        if delimiter:
+            kwargs['Delimiter'] = delimiter
+        while True:
+            try:
+                page = await self.client.call('list_objects_v2', **kwargs)
+            except Exception as e:
+                raise S3Error('ListObjectsV2 %s: %s'
+                              % (prefix, describe(e))) from None
+            for entry in page.get('Contents', ()):
+                # SeaweedFS lists its directories as keys ending in "/".
+                if not entry['Key'].endswith('/'):
+                    yield entry['Key'], False
+            for entry in page.get('CommonPrefixes', ()):
+                yield entry['Prefix'], True
+            if not page.get('IsTruncated'):
+                return
+            kwargs['ContinuationToken'] = page['NextContinuationToken']
+
+    async def holds_objects(self, prefix):
+        """Whether some object's key starts with `prefix`."""
+        async for _ in self.listing(prefix):
+            return True
+        return False
+
+    async def delete_keys(self, keys):
+        """Delete `keys`, a thousand per request; missing ones are fine."""
+        for start in range(0, len(keys), 1000):
+            batch = keys[start:start + 1000]
+            try:
+                response = await self.client.call(
+                    'delete_objects', Bucket=self.bucket, Delete={
+                        'Objects': [{'Key': key} for key in batch],
+                        'Quiet': True})
+            except Exception as e:
+                raise S3Error('DeleteObjects %s: %s'
+                              % (batch[0], describe(e))) from None
+            errors = [error for error in response.get('Errors', ())
+                      if error.get('Code') != 'NoSuchKey']
+            if errors:
+                raise S3Error('DeleteObjects %s: %s' % (
+                    errors[0].get('Key'), errors[0].get('Message')))
+
+    # -- the contract -----------------------------------------------------
+
+    async def _stat(self, path):
+        response = await self.head(self.key(path))
+        if response is None:
+            return None
+        return base.Stat(size=response['ContentLength'],
+                         mtime=mtime(response))
+
+    async def _get(self, path):
+        return b''.join([piece async for piece in self._read(
+            path, offset=0, length=None, chunk_size=self.read_chunk_size)])
+
+    async def _put(self, path, data):
+        await self.put_object(self.key(path), bytes(data))
+
+    async def _write(self, path, chunks, *, exclusive):
+        await self.ready()
+        key = self.key(path)
+        if not exclusive or (self.conditional_put and
+                             self.conditional_complete):
+            return await s3_multipart.write(self, key, chunks,
+                                            exclusive=exclusive)
+        # The server does not check: check here, once per path at a time.
+        entry = self._exclusive.setdefault(path, [asyncio.Lock(), 0])
+        entry[1] += 1
+        try:
+            async with entry[0]:
+                if await self.head(key) is not None:
+                    raise base.AlreadyExists(path)
+                return await s3_multipart.write(self, key, chunks,
+                                                exclusive=True)
+        finally:
+            entry[1] -= 1
+            if not entry[1]:
+                del self._exclusive[path]
+
+    async def _concat(self, path, parts, *, consume):
+        await s3_concat.concat(self, path, parts, consume=consume)
+
+    async def _read(self, path, *, offset, length, chunk_size):
+        key = self.key(path)
+        if length == 0:
+            if await self.head(key) is None:
+                raise base.ObjectNotFound(path)
+            return
+        await self.ready()
+        pieces = self.client.get_stream(
+            self.bucket, key, start=offset,
+            end=None if length is None else offset + length,
+            chunk_size=chunk_size)
+        try:
+            async for piece in pieces:
+                yield piece
+        except base.ObjectNotFound:
+            raise base.ObjectNotFound(path) from None
+        finally:
+            await pieces.aclose()
+
+    async def _move(self, src, dst):
+        await self._concat(dst, [src], consume=True)
+
+    async def _delete(self, path):
+        key = self.key(path)
+        # Children first: SeaweedFS keeps directories, and may refuse to
+        # delete a key that names one while it still has children.
+        keys = [name async for name, _ in self.listing(key + '/')]
+        await self.delete_keys(keys + [key])
+
+    async def _list(self, path):
+        prefix = self.key(path) + '/'
+        names, subtrees = set(), []
+        async for name, subtree in self.listing(prefix, delimiter='/'):
+            if subtree:
+                subtrees.append(name)
+            else:
+                names.add(name)
+        if self.empty_prefixes:
+            found = await asyncio.gather(*[self.holds_objects(name)
+                                           for name in subtrees])
+            subtrees = [name for name, held in zip(subtrees, found) if held]
+        names.update(subtrees)
+        return sorted(name[len(prefix):].rstrip('/') for name in names)
+
+    async def _collect_leftovers(self, *, before, dry_run):
+        await self.ready()
+        return await s3_leftovers.collect(self, before=before,
+                                          dry_run=dry_run)
+
