@@ -1,8 +1,10 @@
-"""Several zuul-registry processes on one Swift container, behind haproxy.
+"""Several zuul-registry processes on one Swift container (or any shared
+storage, such as an S3 bucket), behind haproxy.
 
 Everything listens on 127.0.0.1.  The processes share the config: the same
-container on the shared test Swift (tests/drivers/swift_server), the same
-secret and users, so that any of them may take any request.
+container on the shared test Swift (tests/drivers/swift_server), or the
+`storage` given, the same secret and users, so that any of them may take
+any request.
 """
 
 import os
@@ -103,20 +105,30 @@ class Balancer:
             return f.read()
 
 
-def registry_config(container, *, swift=None):
-    swift = swift or swift_server.shared()
+def shared_config(storage):
+    """The registry section every process of a cluster on `storage` has."""
     return {
         'secret': SECRET,
         'users': [{'name': USER, 'pass': PASSWORD, 'access': 'write'}],
-        'storage': {'driver': 'swift', 'container': container,
-                    'auth-url': swift.auth_url, 'user': swift_server.USER,
-                    'key': swift_server.KEY},
+        'storage': storage,
     }
 
 
-def start_servers(directory, count, *, swift=None):
-    """`count` registry processes on one new container."""
-    config = registry_config(swift_server.new_container(), swift=swift)
+def registry_config(container, *, swift=None):
+    swift = swift or swift_server.shared()
+    return shared_config({'driver': 'swift', 'container': container,
+                          'auth-url': swift.auth_url,
+                          'user': swift_server.USER,
+                          'key': swift_server.KEY})
+
+
+def start_servers(directory, count, *, swift=None, storage=None):
+    """`count` registry processes on one new container, or on the
+    `storage` section given."""
+    if storage is not None:
+        config = shared_config(storage)
+    else:
+        config = registry_config(swift_server.new_container(), swift=swift)
     servers = []
     try:
         for n in range(count):

@@ -285,3 +285,20 @@ def test_serve_with_an_unreachable_s3_fails_at_startup(tmp_path):
     server = s3_fixtures.s3_server().server('seaweedfs')
     line = serve_with(tmp_path, server, 'http://127.0.0.1:%d' % _dead_port())
     assert 'Could not connect to the endpoint URL' in line
+
+
+async def test_reads_of_an_unreachable_server_are_driver_errors(make, kind):
+    driver = make()
+    await driver.open()
+    await driver.put('ns/a', b'abc')
+    server = s3_fixtures.s3_server().server(kind)
+    server.stop_s3()
+    try:
+        with pytest.raises(DriverError):
+            await driver.get('ns/a')
+        with pytest.raises(DriverError):
+            async for _ in driver.read('ns/a'):
+                pass
+    finally:
+        server.start_s3()
+    assert await driver.get('ns/a') == b'abc'

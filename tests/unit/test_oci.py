@@ -197,10 +197,16 @@ def test_upload_id_is_a_random_uuid():
     assert oci.check_upload_id(upload_id) == upload_id
 
 
+# Fixed examples (a random id per run would give each pytest-xdist
+# worker other test ids): a version-4 UUID as hex, upper case, a
+# version-1 UUID, a path escape, a trailing newline.
+_V4 = '3f1c2a9e-8b47-4d2a-9c3e-5b7a1d6e0f42'
+
+
 @pytest.mark.parametrize('upload_id', [
-    '', 'a' * 32, uuid.uuid4().hex, str(uuid.uuid4()).upper(),
-    str(uuid.uuid1()), '../' + str(uuid.uuid4())[3:],
-    str(uuid.uuid4()) + '\n',
+    '', 'a' * 32, _V4.replace('-', ''), _V4.upper(),
+    'c232ab00-9414-11ec-b3c8-9f6bdeced846', '../' + _V4[3:],
+    _V4 + '\n',
 ])
 def test_malformed_upload_id_is_refused(upload_id):
     with pytest.raises(oci.GrammarError):

@@ -158,6 +158,9 @@ class S3Client:
                     raise base.ObjectNotFound('%s: changed meanwhile' % key) \
                         from None
                 raise wrap(key, e) from None
+            except botocore.exceptions.BotoCoreError as e:
+                # Unreachable endpoint, timeouts (after botocore's retries).
+                raise S3Error('GET %s: %s' % (key, describe(e))) from None
             etag = etag or response.get('ETag')
             body = response['Body']
             try:
