@@ -49,9 +49,13 @@ def _private_tmp_prefix():
     prefix = ['unshare', '--mount', '--propagation', 'private']
     if os.getuid():
         prefix.append('--map-root-user')
-    prefix += ['sh', '-c', 'mount --bind "$0" /tmp && exec "$@"']
+    # The program is opened before /tmp is covered and run through its
+    # descriptor: it may itself live under /tmp (a virtualenv there).
+    prefix += ['sh', '-c', 'exec 3<"$1" && mount --bind "$0" /tmp && '
+               'shift && exec /proc/self/fd/3 "$@"']
     try:
-        subprocess.run(prefix + ['/', 'true'], check=True, timeout=10,
+        subprocess.run(prefix + ['/', shutil.which('true')], check=True,
+                       timeout=10,
                        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     except (OSError, subprocess.SubprocessError):
         return None
