@@ -121,7 +121,7 @@ def main(argv=None):
         server.client().create_bucket(Bucket=bucket)
         best = {}
         with tempfile.TemporaryDirectory(prefix='zr-bench-s3-') as tmp:
-            with OursOnS3(tmp, server, bucket).start() as registry:
+            with OursOnS3(tmp, server, bucket) as registry:
                 for run in range(args.repeat):
                     blob = LargeBlob.make(args.blob_mib, seed=run)
                     for name, measure in (
