@@ -1,7 +1,6 @@
 """Appends on the filesystem across processes: an flock per append, which
 the kernel releases when its process dies."""
 
-import os
 import signal
 import subprocess
 import sys
@@ -11,9 +10,7 @@ import pytest
 from zuul_registry.drivers.base import AppendConflict
 from zuul_registry.drivers.filesystem import FilesystemDriver
 from tests.drivers.test_contract import chunks_of
-
-_REPOSITORY = os.path.dirname(os.path.dirname(os.path.dirname(
-    os.path.abspath(__file__))))
+from tests.drivers.test_filesystem import _REPOSITORY
 
 # Appends 64 KiB to ns/upload, says so, and waits for a line on stdin
 # before appending one more byte.

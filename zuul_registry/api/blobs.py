@@ -102,8 +102,7 @@ async def get_blob(request):
     else:
         source = await blobs.source(repository, digest)
     span = base.byte_range(request.headers.get('Range'), source.size)
-    tls = request.transport is not None and \
-        request.transport.get_extra_info('sslcontext') is not None
+    tls = _over_tls(request)
     if source.local_file and request.transport is not None and not tls:
         # Plain HTTP: sendfile.
         headers = _headers(digest, source.size)
@@ -148,8 +147,7 @@ async def _stream(request, response, chunks):
     first = await anext(chunks, b'')
     await response.prepare(request)
     write = response.write
-    if request.transport is not None and \
-            request.transport.get_extra_info('sslcontext') is not None:
+    if _over_tls(request):
         write = functools.partial(_write_in_pieces, response)
     await write(first)
     # Hold no piece longer than its write: many clients at once each
@@ -160,6 +158,11 @@ async def _stream(request, response, chunks):
         del chunk
     await response.write_eof()
     return response
+
+
+def _over_tls(request):
+    return request.transport is not None and \
+        request.transport.get_extra_info('sslcontext') is not None
 
 
 async def _write_in_pieces(response, chunk):

@@ -45,7 +45,7 @@ import secrets
 import time
 
 from zuul_registry.drivers import (
-    base, s3_concat, s3_leftovers, s3_multipart, s3_probe)
+    base, coordination, s3_concat, s3_leftovers, s3_multipart, s3_probe)
 from zuul_registry.drivers.s3_client import (
     S3Client, S3Error, describe, is_not_found, status_of)
 
@@ -97,8 +97,10 @@ class S3Driver(base.Driver):
         # (SeaweedFS, until it removes its empty directories); None: find
         # out.
         self.empty_prefixes = empty_prefixes
-        self._ready = None
-        self._exclusive = {}   # path -> [lock, users]
+        # Awaited before the first request: creates the bucket and
+        # probes the server, once.
+        self.ready = coordination.Once(self._prepare)
+        self._exclusive = coordination.PathLocks()
 
     @classmethod
     def from_config(cls, storage):
@@ -119,16 +121,6 @@ class S3Driver(base.Driver):
             None, self.client.close)
 
     # -- plumbing ---------------------------------------------------------
-
-    async def ready(self):
-        """Create the bucket and probe the server, once."""
-        if self._ready is None:
-            self._ready = asyncio.ensure_future(self._prepare())
-        try:
-            await asyncio.shield(self._ready)
-        except Exception:
-            self._ready = None   # try again on the next call
-            raise
 
     async def _prepare(self):
         try:
@@ -275,18 +267,11 @@ class S3Driver(base.Driver):
             return await s3_multipart.write(self, key, chunks,
                                             exclusive=exclusive)
         # The server does not check: check here, once per path at a time.
-        entry = self._exclusive.setdefault(path, [asyncio.Lock(), 0])
-        entry[1] += 1
-        try:
-            async with entry[0]:
-                if await self.head(key) is not None:
-                    raise base.AlreadyExists(path)
-                return await s3_multipart.write(self, key, chunks,
-                                                exclusive=True)
-        finally:
-            entry[1] -= 1
-            if not entry[1]:
-                del self._exclusive[path]
+        async with self._exclusive.hold(path):
+            if await self.head(key) is not None:
+                raise base.AlreadyExists(path)
+            return await s3_multipart.write(self, key, chunks,
+                                            exclusive=True)
 
     async def _concat(self, path, parts, *, consume):
         await s3_concat.concat(self, path, parts, consume=consume)

@@ -45,7 +45,7 @@ import time
 from swiftclient.exceptions import ClientException
 
 from zuul_registry.drivers import (
-    base, swift_auth, swift_collect, swift_handover)
+    base, coordination, swift_auth, swift_collect, swift_handover)
 from zuul_registry.drivers.swift_client import (
     SwiftClient, connection_factory)
 from zuul_registry.drivers.swift_segments import (
@@ -69,8 +69,10 @@ class SwiftDriver(base.Driver):
         self.max_segments = 1000
         self.max_name_length = 1024
         self._limit = asyncio.Semaphore(max(1, concurrency // 2))
-        self._ready = None
-        self._exclusive = {}   # path -> [lock, users]
+        # Awaited before the first request: reads the cluster's limits
+        # and creates the container, once.
+        self.ready = coordination.Once(self._prepare)
+        self._exclusive = coordination.PathLocks()
 
     @classmethod
     def from_config(cls, storage):
@@ -89,16 +91,6 @@ class SwiftDriver(base.Driver):
             None, self.client.close)
 
     # -- plumbing used here and by swift_segments -------------------------
-
-    async def ready(self):
-        """Read the cluster's limits and create the container, once."""
-        if self._ready is None:
-            self._ready = asyncio.ensure_future(self._prepare())
-        try:
-            await asyncio.shield(self._ready)
-        except Exception:
-            self._ready = None   # try again on the next call
-            raise
 
     async def _prepare(self):
         try:
@@ -201,18 +193,11 @@ class SwiftDriver(base.Driver):
     async def _write(self, path, chunks, *, exclusive):
         if not exclusive:
             return await self._write_segments(path, chunks, exclusive=False)
-        entry = self._exclusive.setdefault(path, [asyncio.Lock(), 0])
-        entry[1] += 1
-        try:
-            async with entry[0]:
-                if await self.head(path) is not None:
-                    raise base.AlreadyExists(path)
-                return await self._write_segments(path, chunks,
-                                                  exclusive=True)
-        finally:
-            entry[1] -= 1
-            if not entry[1]:
-                del self._exclusive[path]
+        async with self._exclusive.hold(path):
+            if await self.head(path) is not None:
+                raise base.AlreadyExists(path)
+            return await self._write_segments(path, chunks,
+                                              exclusive=True)
 
     async def _write_segments(self, path, chunks, *, exclusive):
         await self.ready()
