@@ -3,7 +3,9 @@
 Content is pushed through the API; prune then runs on the same storage
 (its own driver on it, as the prune command has) and the API shows what
 is left.  Ages come from real time: the old image is pushed a moment
-before the new one, with an expiration shorter than that moment.
+before the new one, with an expiration shorter than that moment, and
+prune is given a clock at that moment so that the new image stays
+young however long the storage takes (see `age_what_was_pushed`).
 """
 
 import asyncio
@@ -22,9 +24,19 @@ from tests.api.test_spec_referrers import push_referrer
 from zuul_registry.drivers.filesystem import FilesystemDriver
 from zuul_registry.prune import prune
 
-GAP = 1.2   # seconds between the old and the new pushes
+GAP = 2.2   # seconds between the old and the new pushes
 # A grace period every quarantined blob is past, whatever the clocks say.
 PAST_GRACE = -3600
+
+
+async def age_what_was_pushed():
+    """Wait until everything pushed so far is more than a second old,
+    and return a `now` for prune (with a 1-second expiration) under
+    which everything pushed afterwards is young, however slow the
+    machine or the storage: one second before the wait ends, since some
+    stores keep modification times in whole seconds."""
+    await asyncio.sleep(GAP)
+    return time.time() - 1
 
 
 @pytest.fixture
@@ -59,15 +71,13 @@ async def test_old_manifests_go_with_their_tags_and_blobs(client,
                                                           run_prune):
     old, old_body = await push_image(client, 'org/img', 'old',
                                      layer=b'old layer')
-    await asyncio.sleep(GAP)
+    now = await age_what_was_pushed()
     new, new_body = await push_image(client, 'org/img', 'new',
                                      layer=b'new layer')
     old_bytes = len(old_body)
     for digest in blobs_of(old_body):
         response = await client.get('/v2/org/img/blobs/' + digest)
         old_bytes += len(await response.read())
-    # One clock for every run: the new image must not expire meanwhile.
-    now = time.time()
     summary = await run_prune(expiration=1, now=now)
     assert (summary.objects['manifests'], summary.objects['tags'],
             summary.objects['quarantined'], summary.objects['purged']) \
@@ -114,13 +124,13 @@ async def test_an_index_keeps_its_children_and_their_layers(client,
                          'size': len(body),
                          'platform': {'architecture': arch, 'os': 'linux'}})
         await client.delete('/v2/org/multi/manifests/%s' % arch)
-    await asyncio.sleep(GAP)
+    now = await age_what_was_pushed()
     index = json.dumps({'schemaVersion': 2, 'mediaType': OCI_INDEX,
                         'manifests': children}).encode()
     response = await client.put('/v2/org/multi/manifests/latest', data=index,
                                 headers={'Content-Type': OCI_INDEX})
     assert response.status == 201, await response.text()
-    summary = await run_prune(expiration=1)
+    summary = await run_prune(expiration=1, now=now)
     assert summary.objects['manifests'] == 0
     assert summary.objects['quarantined'] == 0
     for child in children:
@@ -135,9 +145,9 @@ async def test_an_index_keeps_its_children_and_their_layers(client,
 async def test_a_referrer_keeps_its_subject(client, run_prune):
     subject, _ = await push_image(client, 'org/signed', 'v1')
     await client.delete('/v2/org/signed/manifests/v1')
-    await asyncio.sleep(GAP)
+    now = await age_what_was_pushed()
     await push_referrer(client, 'org/signed', subject)
-    summary = await run_prune(expiration=1)
+    summary = await run_prune(expiration=1, now=now)
     assert summary.objects['manifests'] == 0
     assert await status(client, '/v2/org/signed/manifests/%s'
                         % subject) == 200
