@@ -39,9 +39,12 @@ def make_driver(storage_config):
     return DRIVERS[storage_config.driver](storage_config)
 
 
-def make_pullthrough(config, storage):
-    """The pull-through overlay over `storage`, one client per upstream."""
+def make_pullthrough(config, storage, *, fill_directory=None):
+    """The pull-through overlay over `storage`, one client per upstream;
+    blob fills shared through `fill_directory` (a path) with the other
+    workers of this server."""
     # Imported here: the upstream client is loaded only when it is used.
+    from zuul_registry.storage.fill_sharing import FillDirectory
     from zuul_registry.storage.pullthrough import PullThrough, UpstreamSource
     from zuul_registry.upstream.client import UpstreamRegistry
     upstreams = {}
@@ -52,17 +55,19 @@ def make_pullthrough(config, storage):
             manifest_size_limit=config.manifest_size_limit)
         namespace = upstream.namespace if config.namespaced else None
         upstreams[namespace] = UpstreamSource(client, tags=upstream.tags)
-    return PullThrough(storage, upstreams)
+    return PullThrough(storage, upstreams, fill_directory=fill_directory
+                       and FillDirectory(fill_directory))
 
 
 async def _close_auth(app):
     app[base.AUTH].close()   # its bcrypt threads
 
 
-def make_app(config, *, driver=None):
+def make_app(config, *, driver=None, fill_directory=None):
     """Build the application; the driver is opened on startup.
 
-    Pass `driver` to use one the caller made (tests do).  The handler
+    Pass `driver` to use one the caller made (tests do), and
+    `fill_directory` to share pull-through fills with other workers.  The handler
     arguments hold for every server of the app, test servers included:
     bodies reach handlers exactly as sent (no Content-Encoding is
     decoded: blobs are stored and hashed as the client sent them, as
@@ -89,7 +94,8 @@ def make_app(config, *, driver=None):
             await storage.close()
             raise
         if config.upstreams:
-            storage.pullthrough = make_pullthrough(config, storage)
+            storage.pullthrough = make_pullthrough(
+                config, storage, fill_directory=fill_directory)
         app[base.STORAGE] = storage
         yield
         await storage.close()

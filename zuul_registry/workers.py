@@ -25,10 +25,13 @@ from by exactly one process.
 - Scheduled pruning (`prune-interval`) runs in slot 0 only: prunes in
   several processes would be safe, but are wasted work on one storage.
 
-Nothing else is shared between workers beyond the storage and the
-configuration: an upload continues on any worker (one that lacks the
-hash state re-hashes what is stored), and tokens are signed with the
-configured secret, so every worker accepts them.
+Beyond the storage and the configuration, workers share one thing: with
+upstreams, a directory the supervisor makes (and removes at the end) in
+which they share blob fills, so that one worker fetches a blob while the
+others read along (storage/fill_sharing.py).  An upload continues on any
+worker (one that lacks the hash state re-hashes what is stored), and
+tokens are signed with the configured secret, so every worker accepts
+them.
 """
 
 import asyncio
@@ -37,9 +40,11 @@ import logging
 import multiprocessing
 import multiprocessing.connection
 import os
+import shutil
 import signal
 import socket
 import sys
+import tempfile
 import time
 
 log = logging.getLogger('zuul_registry.workers')
@@ -302,7 +307,8 @@ class Supervisor:
         return status
 
 
-def serve_worker(config, ssl_context, index, sockets, *, count):
+def serve_worker(config, ssl_context, index, sockets, *, count,
+                 fill_directory=None):
     """Run one worker's server on `sockets` until SIGTERM; its exit
     status."""
     if index != 0 and config.prune_interval:
@@ -312,10 +318,11 @@ def serve_worker(config, ssl_context, index, sockets, *, count):
         config = dataclasses.replace(
             config, metrics_port=config.metrics_port + index)
     return asyncio.run(_serve(config, ssl_context, index, sockets,
-                              count=count))
+                              count=count, fill_directory=fill_directory))
 
 
-async def _serve(config, ssl_context, index, sockets, *, count):
+async def _serve(config, ssl_context, index, sockets, *, count,
+                 fill_directory):
     from aiohttp import web
 
     from zuul_registry.app import make_app
@@ -324,7 +331,8 @@ async def _serve(config, ssl_context, index, sockets, *, count):
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     loop.add_signal_handler(signal.SIGTERM, stop.set)
-    runner = web.AppRunner(make_app(config), handle_signals=False,
+    runner = web.AppRunner(make_app(config, fill_directory=fill_directory),
+                           handle_signals=False,
                            shutdown_timeout=SHUTDOWN_TIMEOUT,
                            access_log=logging.getLogger('aiohttp.access'))
     try:
@@ -389,9 +397,15 @@ def run(config, ssl_context, count):
                          % (config.address, config.port, e.strerror or e))
         return 1
     log.info('Supervisor (pid %d) starting %d workers', os.getpid(), count)
+    fill_directory = tempfile.mkdtemp(prefix='zuul-registry-fills-') \
+        if config.upstreams else None
 
     def serve(index, sockets):
         return serve_worker(config, ssl_context, index, sockets,
-                            count=count)
+                            count=count, fill_directory=fill_directory)
 
-    return Supervisor(slots, serve).run()
+    try:
+        return Supervisor(slots, serve).run()
+    finally:
+        if fill_directory is not None:
+            shutil.rmtree(fill_directory, ignore_errors=True)

@@ -56,13 +56,16 @@ async def upstream(aiohttp_server, tmp_path):
 @pytest.fixture
 def make_mirror(aiohttp_client, tmp_path, make_driver):
     """A registry pulling through from `url`; namespaces off unless
-    `namespace` is given."""
-    async def make(url, *, namespace=None, tags='pin', **kwargs):
+    `namespace` is given.  Mirrors made with one `fill_directory` act as
+    the workers of one server."""
+    async def make(url, *, namespace=None, tags='pin', fill_directory=None,
+                   **kwargs):
         upstream = Upstream(url=url.rstrip('/'), namespace=namespace,
                             tags=tags)
         config = make_config(tmp_path / 'mirror', upstreams=(upstream,),
                              namespaced=namespace is not None, **kwargs)
-        return await aiohttp_client(make_app(config, driver=make_driver()))
+        return await aiohttp_client(make_app(
+            config, driver=make_driver(), fill_directory=fill_directory))
     return make
 
 
@@ -186,7 +189,8 @@ async def test_ranges_of_a_blob_being_filled(upstream, pusher, make_mirror):
 
 class StallingUpstream:
     """An upstream whose blob sends its first half, then waits for
-    `release` (or breaks off, or sends wrong bytes)."""
+    `release` (or breaks off, or sends wrong bytes; `mode` may change
+    while it waits)."""
 
     def __init__(self, data, *, mode='stall'):
         self.data = data
@@ -212,6 +216,9 @@ class StallingUpstream:
             request.transport.close()
             return response
         await self.release.wait()
+        if self.mode == 'break':   # set while it waited
+            request.transport.close()
+            return response
         rest = self.data[half:]
         if self.mode == 'wrong':
             rest = bytes(len(rest))

@@ -97,7 +97,7 @@ async def get_blob(request):
     blobs = storage.blobs
     if storage.pullthrough is not None:
         source = await storage.pullthrough.blob(repository, digest)
-        if isinstance(source, fills.Fill):
+        if isinstance(source, fills.IncomingBlob):
             return await _send_fill(request, digest, source)
     else:
         source = await blobs.source(repository, digest)

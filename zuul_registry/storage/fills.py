@@ -42,14 +42,23 @@ class FillFailed(errors.StorageError):
     """The fill broke off; what was read of it must not be trusted."""
 
 
-class Fill:
+class IncomingBlob:
+    """A blob still coming in: `size` (None when unknown) and
+    `read(offset=, length=)`, which yields its bytes as they arrive and
+    raises FillFailed if they turn out wrong or stop."""
 
-    def __init__(self, storage, repository, digest, size, *, source):
+
+class Fill(IncomingBlob):
+
+    def __init__(self, storage, repository, digest, size, *, source,
+                 on_started=None):
         self.storage = storage
         self.repository = repository
         self.digest = digest
         self.size = size          # from the upstream; None when unknown
         self.source = source      # str: where the bytes come from, for logs
+        # Called with the upload id and size once the upload exists.
+        self._on_started = on_started
         self.finished = False
         self.error = None
         self.verified = False     # all bytes in, and the digest right
@@ -71,6 +80,8 @@ class Fill:
         chunks = chunks.__aiter__()
         try:
             upload_id = self._upload_id = await uploads.start(repository)
+            if self._on_started is not None:
+                self._on_started(upload_id, self.size)
             while not self._eof:
                 end = await uploads.append(repository, upload_id,
                                            self._segment(chunks))

@@ -16,8 +16,11 @@ what nobody pushed here from that upstream, and keeps a copy:
   blob in while every client asking for it reads along.
 
 Concurrent requests of one process for the same manifest or blob share
-one upstream request.  Several processes may each fetch the same object;
-their copies are equal and content-addressed, so either may win.
+one upstream request.  The workers of one server also share blob fills
+(storage/fill_sharing.py): one fetches, the others read along.  Other
+processes (other nodes on one Swift container, or manifests across
+workers) may each fetch the same object; their copies are equal and
+content-addressed, so either may win.
 
 What is fetched is verified before anyone relies on it: a manifest's
 digest before it is stored or served, a blob's when its fill completes
@@ -34,7 +37,7 @@ import urllib.parse
 
 from zuul_registry import oci
 from zuul_registry.drivers import base as driver_base
-from zuul_registry.storage import errors, paths
+from zuul_registry.storage import errors, fill_sharing, paths
 from zuul_registry.storage.fills import Fill
 from zuul_registry.upstream import errors as upstream_errors
 
@@ -70,10 +73,13 @@ class UpstreamSource:
 
 class PullThrough:
 
-    def __init__(self, storage, upstreams, *, clock=time.time):
+    def __init__(self, storage, upstreams, *, clock=time.time,
+                 fill_directory=None):
         self.storage = storage
         self.upstreams = dict(upstreams)   # namespace -> UpstreamSource
         self.clock = clock
+        # A fill_sharing.FillDirectory shared with the other workers.
+        self.fill_directory = fill_directory
         # (event, kind) -> count, for the metrics: fetches, hits, errors
         # of manifests and blobs.
         self.events = collections.Counter()
@@ -273,6 +279,23 @@ class PullThrough:
         fill = self._fills.get(key)
         if fill is not None and fill.error is None:
             return fill
+        if self.fill_directory is None:
+            return await self._fill(key, repository, digest, upstream, None)
+        role, shared = await fill_sharing.follow_or_lead(
+            self.storage, self.fill_directory, key, repository, digest)
+        if role == 'follow':
+            return shared
+        try:
+            return await self._fill(key, repository, digest, upstream,
+                                    shared)
+        finally:
+            if not shared.handed_over:   # no fill of ours: let others
+                shared.release()
+
+    async def _fill(self, key, repository, digest, upstream, leadership):
+        """Start filling the blob unless it is here by now; with
+        `leadership`, tell the other workers, and release it at the
+        end."""
         try:
             return await self.storage.blobs.source(repository, digest)
         except errors.BlobUnknown:
@@ -295,8 +318,11 @@ class PullThrough:
             await stack.aclose()
             return fill
         fill = Fill(self.storage, repository, digest, stream.size,
-                    source=upstream.url)
+                    source=upstream.url, on_started=leadership and
+                    leadership.announce)
         self._fills[key] = fill
+        if leadership is not None:
+            leadership.handed_over = True   # run() releases it
 
         async def run():
             try:
@@ -307,6 +333,8 @@ class PullThrough:
             finally:
                 if self._fills.get(key) is fill:
                     del self._fills[key]
+                if leadership is not None:
+                    leadership.release()
 
         task = asyncio.ensure_future(run())
         self._tasks.add(task)

@@ -81,6 +81,18 @@ class Uploads:
         await self._check_owner(repository, upload_id)
         return await self._size(repository.namespace, upload_id)
 
+    async def stored_size(self, namespace, upload_id):
+        """How many bytes of the upload are stored; None once it is
+        completed or cancelled (for readers of a fill of another
+        process, which own no upload)."""
+        if await self.driver.stat(paths.upload_info(namespace,
+                                                    upload_id)) is None:
+            return None
+        try:
+            return await self._size(namespace, upload_id)
+        except errors.UploadUnknown:
+            return None
+
     async def append(self, repository, upload_id, body, *, offset=None,
                      final=False):
         """Store the `body` chunks at the end of the upload; return size.
