@@ -11,11 +11,14 @@ import asyncio
 import hashlib
 
 import pytest
+from aiohttp import web
 
-from tests.api.test_pullthrough import (StallingUpstream, make_mirror,
-                                        url_of)
+from tests.api.helpers import digest_of, make_config, push_image
+from tests.api.test_pullthrough import (Counter, StallingUpstream,
+                                        make_mirror, url_of)
 from zuul_registry import oci
 from zuul_registry.api import base
+from zuul_registry.app import make_app
 from zuul_registry.storage import fills, paths
 
 __all__ = ['make_mirror']   # a fixture used here
@@ -96,3 +99,37 @@ async def test_a_follower_is_cut_off_when_the_fill_fails(
     assert await response.read() == DATA
     assert fake.requests == 2
 
+
+
+async def test_workers_ask_the_upstream_once_for_a_manifest(
+        aiohttp_server, aiohttp_client, make_mirror, tmp_path):
+    @web.middleware
+    async def slowly(request, handler):
+        # Time for every worker's request to come in meanwhile.
+        if '/manifests/' in request.path and request.method == 'GET':
+            await asyncio.sleep(0.3)
+        return await handler(request)
+    counter = Counter()
+    app = make_app(make_config(tmp_path / 'upstream'))
+    app.middlewares.extend([counter.middleware, slowly])
+    upstream = await aiohttp_server(app)
+    pusher = await aiohttp_client(upstream)
+    tagged, _ = await push_image(pusher, 'org/img', 'v1', layer=b'one')
+    untagged, _ = await push_image(pusher, 'org/img', 'v2', layer=b'two')
+    directory = tmp_path / 'fills'
+    directory.mkdir()
+    mirrors = [await make_mirror(url_of(upstream),
+                                 fill_directory=str(directory))
+               for _ in range(2)]
+
+    async def pull(mirror, reference):
+        response = await mirror.get('/v2/org/img/manifests/' + reference)
+        assert response.status == 200, await response.text()
+        return digest_of(await response.read())
+
+    for reference, digest in (('v1', tagged), (untagged, untagged)):
+        before = counter.count('GET', '/manifests/')
+        results = await asyncio.gather(*[
+            pull(mirror, reference) for mirror in mirrors for _ in range(3)])
+        assert results == [digest] * 6
+        assert counter.count('GET', '/manifests/') == before + 1

@@ -12,15 +12,16 @@ what nobody pushed here from that upstream, and keeps a copy:
   followed if it moved.  An upstream that cannot be reached then is not
   an error: the last digest is served, with a warning.
 - Manifests by digest never change: fetched once, verified, stored.
-- Blobs: local first.  Otherwise a fill (storage/fills.py) copies the
-  blob in while every client asking for it reads along.
+- Blobs (storage/pullthrough_blobs.py): local first.  Otherwise a fill
+  (storage/fills.py) copies the blob in while every client asking for
+  it reads along.
 
 Concurrent requests of one process for the same manifest or blob share
-one upstream request.  The workers of one server also share blob fills
-(storage/fill_sharing.py): one fetches, the others read along.  Other
-processes (other nodes on one Swift container, or manifests across
-workers) may each fetch the same object; their copies are equal and
-content-addressed, so either may win.
+one upstream request, and so do the workers of one server
+(storage/fill_sharing.py): for a blob one fetches and the others read
+along; for a manifest the others wait, then find it stored.  Separate
+servers on one storage may each fetch the same object; their copies are
+equal and content-addressed, so either may win.
 
 What is fetched is verified before anyone relies on it: a manifest's
 digest before it is stored or served, a blob's when its fill completes
@@ -29,7 +30,6 @@ digest before it is stored or served, a blob's when its fill completes
 
 import asyncio
 import collections
-import contextlib
 import json
 import logging
 import time
@@ -38,7 +38,7 @@ import urllib.parse
 from zuul_registry import oci
 from zuul_registry.drivers import base as driver_base
 from zuul_registry.storage import errors, fill_sharing, paths
-from zuul_registry.storage.fills import Fill
+from zuul_registry.storage.pullthrough_blobs import BlobPullThrough
 from zuul_registry.upstream import errors as upstream_errors
 
 log = logging.getLogger('zuul_registry.storage.pullthrough')
@@ -71,7 +71,7 @@ class UpstreamSource:
         return upstream_name(self.client.url, repository.name)
 
 
-class PullThrough:
+class PullThrough(BlobPullThrough):
 
     def __init__(self, storage, upstreams, *, clock=time.time,
                  fill_directory=None):
@@ -113,10 +113,39 @@ class PullThrough:
                 raise
         if oci.is_digest(reference):
             return await self._shared(('digest', repository, reference),
-                                      self._fetch, repository, reference,
-                                      upstream)
+                                      self._once_per_server, reference,
+                                      self._by_digest, repository,
+                                      reference, upstream)
         return await self._shared(('tag', repository, reference),
+                                  self._once_per_server, reference,
                                   self._tag, repository, reference, upstream)
+
+    async def _once_per_server(self, reference, function, repository, *args):
+        """`function(repository, *args)`, while no other worker of this
+        server runs it for the same manifest: the one that waited then
+        finds what the other stored."""
+        if self.fill_directory is None:
+            return await function(repository, *args)
+        key = ('manifest', repository.namespace, repository.name, reference)
+        pause = fill_sharing.POLL_FIRST
+        while True:
+            leadership = self.fill_directory.lead(key)
+            if leadership is not None:
+                break
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, fill_sharing.POLL_LONGEST)
+        try:
+            return await function(repository, *args)
+        finally:
+            leadership.release()
+
+    async def _by_digest(self, repository, digest, upstream):
+        try:   # stored since the caller looked (by another worker)
+            manifest = await self.storage.manifests.get(repository, digest)
+            self.events['hits', 'manifest'] += 1
+            return manifest
+        except errors.ManifestUnknown:
+            return await self._fetch(repository, digest, upstream)
 
     async def _tag(self, repository, tag, upstream):
         record = await self._record(repository, tag)
@@ -222,138 +251,3 @@ class PullThrough:
             task.add_done_callback(lambda _: self._fetches.pop(key, None))
         # A client going away must not cancel the others' fetch.
         return await asyncio.shield(task)
-
-    # -- blobs ----------------------------------------------------------------
-
-    async def blob_size(self, repository, digest):
-        """The size of a blob, asking the upstream when it is not here."""
-        blobs = self.storage.blobs
-        try:
-            return await blobs.size_in(repository, digest)
-        except errors.BlobUnknown:
-            upstream = self.upstream(repository)
-            if upstream is None:
-                raise
-        fill = self._fills.get(_key(repository, digest))
-        if fill is not None and fill.size is not None:
-            return fill.size
-        return await self._head_upstream(repository, digest, upstream)
-
-    async def _head_upstream(self, repository, digest, upstream):
-        """The blob's size as the upstream says; BlobUnknown if it has
-        none, UpstreamUnavailable if it cannot tell."""
-        with _blob_errors(repository, digest, upstream):
-            return await upstream.client.head_blob(upstream.name(repository),
-                                                   str(digest))
-
-    async def blob(self, repository, digest):
-        """A BlobSource of a blob here, or a Fill bringing it in."""
-        blobs = self.storage.blobs
-        # A fill under way first: its readers finish from the blob once
-        # it is committed, and it is forgotten only after that.
-        key = _key(repository, digest)
-        fill = self._fills.get(key)
-        if fill is not None and fill.error is None:
-            return fill
-        try:
-            source = await blobs.source(repository, digest)
-            if self.upstream(repository) is not None:
-                self.events['hits', 'blob'] += 1
-            return source
-        except errors.BlobUnknown:
-            upstream = self.upstream(repository)
-            if upstream is None:
-                raise
-        if await blobs.stat(repository.namespace, digest) is not None:
-            # Here for another repository: link it once the upstream
-            # confirms this repository has it too.
-            await self._head_upstream(repository, digest, upstream)
-            await blobs.link(repository, digest)
-            return await blobs.source(repository, digest)
-        return await self._shared(('fill',) + key, self._start_fill, key,
-                                  repository, digest, upstream)
-
-    async def _start_fill(self, key, repository, digest, upstream):
-        # A fill may have started, or even finished, since the caller
-        # looked.
-        fill = self._fills.get(key)
-        if fill is not None and fill.error is None:
-            return fill
-        if self.fill_directory is None:
-            return await self._fill(key, repository, digest, upstream, None)
-        role, shared = await fill_sharing.follow_or_lead(
-            self.storage, self.fill_directory, key, repository, digest)
-        if role == 'follow':
-            return shared
-        try:
-            return await self._fill(key, repository, digest, upstream,
-                                    shared)
-        finally:
-            if not shared.handed_over:   # no fill of ours: let others
-                shared.release()
-
-    async def _fill(self, key, repository, digest, upstream, leadership):
-        """Start filling the blob unless it is here by now; with
-        `leadership`, tell the other workers, and release it at the
-        end."""
-        try:
-            return await self.storage.blobs.source(repository, digest)
-        except errors.BlobUnknown:
-            pass
-        stack = contextlib.AsyncExitStack()
-        self.events['fetches', 'blob'] += 1
-        try:
-            with _blob_errors(repository, digest, upstream):
-                stream = await stack.enter_async_context(
-                    upstream.client.open_blob(upstream.name(repository),
-                                              str(digest)))
-        except errors.StorageError as e:
-            await stack.aclose()
-            if isinstance(e, errors.UpstreamUnavailable):
-                self.events['errors', 'blob'] += 1
-            raise
-        # Another request may have started the same fill meanwhile.
-        fill = self._fills.get(key)
-        if fill is not None and fill.error is None:
-            await stack.aclose()
-            return fill
-        fill = Fill(self.storage, repository, digest, stream.size,
-                    source=upstream.url, on_started=leadership and
-                    leadership.announce)
-        self._fills[key] = fill
-        if leadership is not None:
-            leadership.handed_over = True   # run() releases it
-
-        async def run():
-            try:
-                async with stack:
-                    await fill.run(stream.chunks)
-                if fill.error is not None:
-                    self.events['errors', 'blob'] += 1
-            finally:
-                if self._fills.get(key) is fill:
-                    del self._fills[key]
-                if leadership is not None:
-                    leadership.release()
-
-        task = asyncio.ensure_future(run())
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-        return fill
-
-
-def _key(repository, digest):
-    """What a fill is known by."""
-    return repository.namespace, repository.name, str(digest)
-
-
-@contextlib.contextmanager
-def _blob_errors(repository, digest, upstream):
-    """An upstream's failures for a blob, as storage errors."""
-    try:
-        yield
-    except upstream_errors.UpstreamNotFound:
-        raise errors.BlobUnknown('blob %s unknown to %s and to %s' % (
-            digest, repository, upstream.url)) from None
-    except upstream_errors.UpstreamError as e:
-        raise errors.UpstreamUnavailable(str(e)) from None
