@@ -21,6 +21,14 @@ def bounded(low, high):
     return parse
 
 
+def worker_count(text):
+    """``auto`` or a count: one worker count."""
+    counts = worker_list(text)
+    if len(counts) != 1:
+        raise argparse.ArgumentTypeError('%r is not one worker count' % text)
+    return counts[0]
+
+
 def worker_list(text):
     """``1,auto`` -> [1, 'auto']: the worker counts to run ours with."""
     found = []
@@ -59,6 +67,10 @@ def parse_args(argv):
                    default=16,
                    help='clients pulling at once in the pull-through '
                         'scenarios (default 16)')
+    p.add_argument('--pullthrough-workers', type=worker_count,
+                   default=None, metavar='N',
+                   help='run the pull-through mirrors with workers: N (a '
+                        'count or auto; default: one process)')
     p.add_argument('--workers', type=worker_list, metavar='LIST',
                    help='run zuul-registry once per worker count in LIST '
                         '(comma-separated counts or auto, e.g. 1,auto; '
@@ -143,6 +155,7 @@ def main(argv=None):
                 'small_push': args.small_push, 'repeat': args.repeat,
                 'pull_check': args.pull_check, 'tls': args.tls,
                 'pullthrough_clients': args.pullthrough_clients,
+                'pullthrough_workers': args.pullthrough_workers,
                 'workers': args.workers, 'concurrent': args.concurrent,
                 'concurrent_pulls': args.concurrent_pulls,
                 'concurrent_pushes': args.concurrent_pushes,

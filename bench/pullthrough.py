@@ -20,7 +20,8 @@ one right after the other:
                    the upstream at once: what the machine can move;
 ``first_many``     as many GETs at once through another fresh mirror
                    (its manifest fetched first too): one fill, every
-                   client reading along.
+                   client reading along (with ``--pullthrough-workers``,
+                   those of the other workers from storage).
 
 For each: the time until the last byte, the time to the first body byte
 (TTFB; both from just before the request's connection is made), CPU used
@@ -61,6 +62,7 @@ class Mirror(Ours):
 
     def __init__(self, directory, *, upstream, **kw):
         super().__init__(directory, **kw)
+        self.key, self.title = Mirror.key, Mirror.title
         self.upstream = upstream
 
     def config(self):
@@ -165,7 +167,8 @@ def get_manifest(endpoint, manifest):
 def fresh_mirror(directory, upstream, args, tls):
     """A mirror on empty storage; its storage removed after (not its log)."""
     mirror = Mirror(directory, upstream=upstream, tls=tls,
-                    start_timeout=args.start_timeout)
+                    start_timeout=args.start_timeout,
+                    workers=args.pullthrough_workers)
     try:
         with mirror:
             yield mirror

@@ -116,9 +116,11 @@ def table(summary, settings, *, verbose=False):
     s = settings
     load = summary['load']
     lines.append('median of %d run%s; %d MiB blob over %s; each first pull '
-                 'through a fresh mirror process on empty storage.' % (
+                 'through a fresh mirror process on empty storage%s.' % (
                      s['repeat'], '' if s['repeat'] == 1 else 's',
-                     s['blob_mib'], 'TLS' if s['tls'] else 'plain HTTP'))
+                     s['blob_mib'], 'TLS' if s['tls'] else 'plain HTTP',
+                     '' if s.get('pullthrough_workers') is None else
+                     ' (workers: %s)' % s['pullthrough_workers']))
     lines.append('TTFB: to the first body byte from connecting (%d at '
                  'once: the slowest client); mirror RSS: VmHWM, largest '
                  'of the runs; fills: upstream blob fetches, per run.'
