@@ -63,11 +63,13 @@ async def _close_auth(app):
     app[base.AUTH].close()   # its bcrypt threads
 
 
-def make_app(config, *, driver=None, fill_directory=None):
+def make_app(config, *, driver=None, fill_directory=None,
+             metrics_directory=None):
     """Build the application; the driver is opened on startup.
 
-    Pass `driver` to use one the caller made (tests do), and
-    `fill_directory` to share pull-through fills with other workers.  The handler
+    Pass `driver` to use one the caller made (tests do); the workers of
+    one server pass the directories in which they share pull-through
+    fills and metrics.  The handler
     arguments hold for every server of the app, test servers included:
     bodies reach handlers exactly as sent (no Content-Encoding is
     decoded: blobs are stored and hashed as the client sent them, as
@@ -103,5 +105,5 @@ def make_app(config, *, driver=None, fill_directory=None):
     app.cleanup_ctx.append(storage_context)
     if config.prune_interval:
         app.cleanup_ctx.append(scheduled_prune(config, base.STORAGE))
-    metrics.install(app, config)
+    metrics.install(app, config, shared_directory=metrics_directory)
     return app

@@ -25,10 +25,12 @@ from by exactly one process.
 - Scheduled pruning (`prune-interval`) runs in slot 0 only: prunes in
   several processes would be safe, but are wasted work on one storage.
 
-Beyond the storage and the configuration, workers share one thing: with
-upstreams, a directory the supervisor makes (and removes at the end) in
-which they share blob fills, so that one worker fetches a blob while the
-others read along (storage/fill_sharing.py).  An upload continues on any
+Beyond the storage and the configuration, workers share private
+directories the supervisor makes (and removes at the end): with
+upstreams, one in which they share blob fills, so that one worker
+fetches a blob while the others read along (storage/fill_sharing.py);
+with metrics-port, one in which each writes its metrics, so that any
+worker answers a scrape for all (api/metrics.py).  An upload continues on any
 worker (one that lacks the hash state re-hashes what is stored), and
 tokens are signed with the configured secret, so every worker accepts
 them.
@@ -154,13 +156,14 @@ class Supervisor:
     """Keeps one worker running per slot until told to stop.
 
     `serve(index, sockets)` runs in each forked worker and returns its
-    exit status.
+    exit status; `on_death(pid)` is called for each worker that ended.
     """
 
-    def __init__(self, slots, serve):
+    def __init__(self, slots, serve, *, on_death=None):
         self.slots = [_Slot(index, sockets)
                       for index, sockets in enumerate(slots)]
         self.serve = serve
+        self.on_death = on_death
         self.context = multiprocessing.get_context('fork')
         self.stopping = None   # the signal that asked us to stop
 
@@ -257,6 +260,12 @@ class Supervisor:
         pid = slot.process.pid
         slot.process.close()
         slot.process = None
+        if self.on_death is not None:
+            try:
+                self.on_death(pid)
+            except Exception:
+                log.exception('Cleaning up after worker %d (pid %d)',
+                              slot.index, pid)
         lived = time.monotonic() - slot.started
         if code == STARTUP_FAILED and slot.generation == 1:
             log.error('Worker %d (pid %d) could not start; stopping',
@@ -308,21 +317,16 @@ class Supervisor:
 
 
 def serve_worker(config, ssl_context, index, sockets, *, count,
-                 fill_directory=None):
+                 shared=None):
     """Run one worker's server on `sockets` until SIGTERM; its exit
     status."""
     if index != 0 and config.prune_interval:
         config = dataclasses.replace(config, prune_interval=None)
-    if config.metrics_port:
-        # Each worker counts its own requests: worker i on port + i.
-        config = dataclasses.replace(
-            config, metrics_port=config.metrics_port + index)
     return asyncio.run(_serve(config, ssl_context, index, sockets,
-                              count=count, fill_directory=fill_directory))
+                              count=count, shared=shared or Shared()))
 
 
-async def _serve(config, ssl_context, index, sockets, *, count,
-                 fill_directory):
+async def _serve(config, ssl_context, index, sockets, *, count, shared):
     from aiohttp import web
 
     from zuul_registry.app import make_app
@@ -331,7 +335,8 @@ async def _serve(config, ssl_context, index, sockets, *, count,
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     loop.add_signal_handler(signal.SIGTERM, stop.set)
-    runner = web.AppRunner(make_app(config, fill_directory=fill_directory),
+    runner = web.AppRunner(make_app(config, fill_directory=shared.fills,
+                                    metrics_directory=shared.metrics),
                            handle_signals=False,
                            shutdown_timeout=SHUTDOWN_TIMEOUT,
                            access_log=logging.getLogger('aiohttp.access'))
@@ -397,15 +402,41 @@ def run(config, ssl_context, count):
                          % (config.address, config.port, e.strerror or e))
         return 1
     log.info('Supervisor (pid %d) starting %d workers', os.getpid(), count)
-    fill_directory = tempfile.mkdtemp(prefix='zuul-registry-fills-') \
-        if config.upstreams else None
+    shared = Shared.make(config)
 
     def serve(index, sockets):
         return serve_worker(config, ssl_context, index, sockets,
-                            count=count, fill_directory=fill_directory)
+                            count=count, shared=shared)
 
     try:
-        return Supervisor(slots, serve).run()
+        return Supervisor(slots, serve, on_death=shared.forget).run()
     finally:
-        if fill_directory is not None:
-            shutil.rmtree(fill_directory, ignore_errors=True)
+        shared.remove()
+
+
+@dataclasses.dataclass(frozen=True)
+class Shared:
+    """The private directories the workers of one server share: blob
+    fills (with upstreams), and metrics (with metrics-port)."""
+
+    fills: str = None
+    metrics: str = None
+
+    @classmethod
+    def make(cls, config):
+        def directory(purpose, needed):
+            return tempfile.mkdtemp(prefix='zuul-registry-%s-' % purpose) \
+                if needed else None
+        return cls(fills=directory('fills', config.upstreams),
+                   metrics=directory('metrics', config.metrics_port))
+
+    def forget(self, pid):
+        """A worker died."""
+        if self.metrics is not None:
+            from zuul_registry.api.metrics import forget_process
+            forget_process(self.metrics, pid)
+
+    def remove(self):
+        for path in (self.fills, self.metrics):
+            if path is not None:
+                shutil.rmtree(path, ignore_errors=True)

@@ -319,43 +319,50 @@ def test_workers_auto_starts_one_per_cpu(tmp_path):
             assert len(pids) == expected
 
 
-def test_each_worker_serves_its_metrics_on_its_own_port(tmp_path):
+def test_any_worker_answers_a_scrape_with_the_whole_servers_metrics(
+        tmp_path):
     from prometheus_client.parser import text_string_to_metric_families
     from tests.server_process import free_port
-    # Two free ports in a row for the two workers.
-    while True:
-        base = free_port()
-        try:
-            with socket.socket() as probe:
-                probe.bind(('127.0.0.1', base + 1))
-            break
-        except OSError:
-            continue
+    port = free_port()
     server = ServerProcess(tmp_path / 'registry', registry={
-        'workers': 2, 'metrics-port': base})
+        'workers': 2, 'metrics-port': port})
     server.start()
     try:
-        _wait_for_workers(server, 2)
+        pids = _wait_for_workers(server, 2)
 
-        def counted():
-            total = 0
-            for port in (base, base + 1):
-                conn = http.client.HTTPConnection('127.0.0.1', port,
-                                                  timeout=10)
-                conn.request('GET', '/metrics')
-                text = conn.getresponse().read().decode()
-                conn.close()
-                for family in text_string_to_metric_families(text):
-                    for sample in family.samples:
-                        if sample.name == 'zuul_registry_requests_total' \
-                                and sample.labels['route'] == '/v2/':
-                            total += sample.value
-            return total
+        def scrape():
+            """(requests to /v2/ counted, requests in flight) of one
+            scrape, on a new connection: either worker may answer."""
+            conn = http.client.HTTPConnection('127.0.0.1', port, timeout=10)
+            conn.request('GET', '/metrics')
+            text = conn.getresponse().read().decode()
+            conn.close()
+            counted = in_flight = 0
+            for family in text_string_to_metric_families(text):
+                for sample in family.samples:
+                    if sample.name == 'zuul_registry_requests_total' \
+                            and sample.labels['route'] == '/v2/':
+                        counted += sample.value
+                    if sample.name == 'zuul_registry_requests_in_flight':
+                        in_flight += sample.value
+            return counted, in_flight
 
-        before = counted()
+        before = scrape()[0]
+        answered = set()
         for _ in range(20):
+            since = server.log_offset()
             assert _request(server, 'GET', '/v2/')[0] == 200
-        # Every request counted once, by the worker that answered it.
-        assert counted() - before == 20
+            answered.add(_pid_of(server, 'GET', '/v2/', since=since))
+        assert answered == pids, 'every request went to one worker'
+        # Each of 10 scrapes (spread over both workers) sees all 20.
+        assert [scrape()[0] - before for _ in range(10)] == [20] * 10
+        # A worker that dies leaves its counts; its replacement adds on.
+        victim = sorted(pids)[0]
+        os.kill(victim, signal.SIGKILL)
+        server.wait_for_log_lines(0, '(pid %d) killed by SIGKILL' % victim)
+        _wait_for_workers(server, 2, exclude=[victim])
+        for _ in range(4):
+            assert _request(server, 'GET', '/v2/')[0] == 200
+        assert [scrape() for _ in range(6)] == [(before + 24, 0)] * 6
     finally:
         server.stop(timeout=workers.SHUTDOWN_TIMEOUT + workers.STOP_GRACE)

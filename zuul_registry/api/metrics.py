@@ -16,16 +16,23 @@ What is measured (all names start with zuul_registry_):
   sent, uploads streaming in).
 - storage_errors_total: requests that failed in the storage (500 or
   507), counted by the error middleware.
+- storage_retries_total: requests the storage driver sent again (a
+  transient failure retried, a broken read resumed; Swift and S3).
 - upstream_fetches_total, upstream_hits_total, upstream_errors_total
   {kind=manifest|blob}: pull-through asking an upstream, serving from
   storage in a namespace that has an upstream (without asking it), and
-  failing (read from storage.pullthrough when scraped).
+  failing.
 
-The numbers are per process: with `workers: N`, worker i serves its own
-on `metrics-port` + i (0 to N-1), and a scrape config lists the N ports.
+With `workers: N` the numbers are the server's, not one worker's: every
+worker writes its own into files in a directory the supervisor makes
+(prometheus-client's multiprocess mode), and every worker listens on
+the one metrics port (SO_REUSEPORT) and answers with the sum over all
+workers, those that died since included (their counts happened);
+requests_in_flight counts live workers only.
 """
 
 import logging
+import os
 
 from aiohttp import web
 
@@ -40,61 +47,73 @@ _BUCKETS = (.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10,
             30, 60, 120, 300)
 
 
-class Metrics:
+_UPSTREAM_EVENTS = (('fetches', 'Objects asked of an upstream'),
+                    ('hits', 'Objects found already fetched'),
+                    ('errors', 'Failed upstream requests'))
 
-    def __init__(self, app):
+
+class Metrics:
+    """The measures of one process; with `shared_directory`, written
+    there for the scrapes of any worker to sum."""
+
+    def __init__(self, *, shared_directory=None):
         # Imported here: a registry without metrics never loads it.
         import prometheus_client as prometheus
         self.prometheus = prometheus
+        # The metrics register here; scrapes read `self.served`.
         self.registry = prometheus.CollectorRegistry(auto_describe=True)
+        self.served = self.registry
+        gauge_mode = {}
+        if shared_directory is not None:
+            from prometheus_client import multiprocess, values
+            # Values live in files named after this process, there.
+            os.environ['PROMETHEUS_MULTIPROC_DIR'] = shared_directory
+            values.ValueClass = values.MultiProcessValue()
+            self.served = prometheus.CollectorRegistry()
+            multiprocess.MultiProcessCollector(self.served,
+                                               path=shared_directory)
+            gauge_mode = {'multiprocess_mode': 'livesum'}
         prefix = 'zuul_registry_'
+        registry = self.registry
         self.requests = prometheus.Counter(
             prefix + 'requests', 'Answered requests',
-            ['route', 'method', 'status'], registry=self.registry)
+            ['route', 'method', 'status'], registry=registry)
         self.duration = prometheus.Histogram(
             prefix + 'request_duration_seconds', 'Time to answer a request',
-            ['route', 'method'], buckets=_BUCKETS, registry=self.registry)
+            ['route', 'method'], buckets=_BUCKETS, registry=registry)
         self.received = prometheus.Counter(
             prefix + 'received_bytes', 'Bytes of request bodies',
-            registry=self.registry)
+            registry=registry)
         self.sent = prometheus.Counter(
             prefix + 'sent_bytes', 'Bytes of responses, headers included',
-            registry=self.registry)
+            registry=registry)
         self.in_flight = prometheus.Gauge(
             prefix + 'requests_in_flight', 'Requests being answered',
-            ['route'], registry=self.registry)
+            ['route'], registry=registry, **gauge_mode)
         self.storage_errors = prometheus.Counter(
             prefix + 'storage_errors', 'Requests failed by the storage',
-            registry=self.registry)
-        self.registry.register(_UpstreamCollector(app, prometheus))
+            registry=registry)
+        self.storage_retries = prometheus.Counter(
+            prefix + 'storage_retries',
+            'Requests the storage driver sent again', registry=registry)
+        self.upstream = {}
+        for event, text in _UPSTREAM_EVENTS:
+            counter = prometheus.Counter(prefix + 'upstream_' + event, text,
+                                         ['kind'], registry=registry)
+            for kind in ('manifest', 'blob'):
+                self.upstream[event, kind] = counter.labels(kind)
+
+    def watch(self, storage):
+        """Count what the storage (driver, pull-through) reports."""
+        storage.driver.on_retry = self.storage_retries.inc
+        if storage.pullthrough is not None:
+            storage.pullthrough.on_event = self.upstream_event
+
+    def upstream_event(self, event, kind):
+        self.upstream[event, kind].inc()
 
     def render(self):
-        return self.prometheus.generate_latest(self.registry)
-
-
-class _UpstreamCollector:
-    """Pull-through's counts, read when scraped."""
-
-    def __init__(self, app, prometheus):
-        self.app = app
-        from prometheus_client.core import CounterMetricFamily
-        self.family = CounterMetricFamily
-
-    def describe(self):
-        return []
-
-    def collect(self):
-        storage = self.app.get(base.STORAGE)
-        pullthrough = getattr(storage, 'pullthrough', None)
-        counts = pullthrough.events if pullthrough is not None else {}
-        for event, text in (('fetches', 'Objects asked of an upstream'),
-                            ('hits', 'Objects found already fetched'),
-                            ('errors', 'Failed upstream requests')):
-            family = self.family('zuul_registry_upstream_' + event, text,
-                                 labels=['kind'])
-            for kind in ('manifest', 'blob'):
-                family.add_metric([kind], counts.get((event, kind), 0))
-            yield family
+        return self.prometheus.generate_latest(self.served)
 
 
 def _route(request):
@@ -151,17 +170,27 @@ def note_failure(request, exc):
         metrics.storage_errors.inc()
 
 
-def install(app, config):
-    """Measure `app`, and serve the numbers when metrics-port is set."""
+def install(app, config, *, shared_directory=None):
+    """Measure `app`, and serve the numbers when metrics-port is set;
+    with `shared_directory`, those of every worker sharing it."""
     if not config.metrics_port:
         return
-    app[_METRICS] = Metrics(app)
-    app.cleanup_ctx.append(_listener(config))
+    app[_METRICS] = Metrics(shared_directory=shared_directory)
+    app.cleanup_ctx.append(_listener(config,
+                                     shared=shared_directory is not None))
 
 
-def _listener(config):
+def forget_process(shared_directory, pid):
+    """A worker died: its requests in flight are no more (its counts
+    stay).  Called by the supervisor."""
+    from prometheus_client import multiprocess
+    multiprocess.mark_process_dead(pid, shared_directory)
+
+
+def _listener(config, *, shared):
     async def serve(app):
         metrics = app[_METRICS]
+        metrics.watch(app[base.STORAGE])
 
         async def scrape(request):
             return web.Response(body=metrics.render(), headers={
@@ -171,8 +200,10 @@ def _listener(config):
         metrics_app.router.add_get('/metrics', scrape)
         runner = web.AppRunner(metrics_app, access_log=None)
         await runner.setup()
+        # Workers share the port: any of them answers for all.
         site = web.TCPSite(runner, config.metrics_address,
-                           config.metrics_port, reuse_address=True)
+                           config.metrics_port, reuse_address=True,
+                           reuse_port=shared or None)
         await site.start()
         log.info('Metrics on http://%s:%d/metrics', config.metrics_address,
                  config.metrics_port)

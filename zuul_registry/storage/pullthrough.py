@@ -80,12 +80,18 @@ class PullThrough(BlobPullThrough):
         self.clock = clock
         # A fill_sharing.FillDirectory shared with the other workers.
         self.fill_directory = fill_directory
-        # (event, kind) -> count, for the metrics: fetches, hits, errors
-        # of manifests and blobs.
+        # (event, kind) -> count: fetches, hits, errors of manifests and
+        # blobs; and on_event(event, kind), called with each (metrics).
         self.events = collections.Counter()
+        self.on_event = None
         self._fetches = {}    # key -> Task, manifests being fetched
         self._fills = {}      # (namespace, name, digest) -> Fill
         self._tasks = set()
+
+    def count(self, event, kind):
+        self.events[event, kind] += 1
+        if self.on_event is not None:
+            self.on_event(event, kind)
 
     def upstream(self, repository):
         return self.upstreams.get(repository.namespace)
@@ -105,7 +111,7 @@ class PullThrough(BlobPullThrough):
         try:
             manifest = await manifests.get(repository, reference)
             if self.upstream(repository) is not None:
-                self.events['hits', 'manifest'] += 1
+                self.count('hits', 'manifest')
             return manifest
         except errors.ManifestUnknown:
             upstream = self.upstream(repository)
@@ -142,7 +148,7 @@ class PullThrough(BlobPullThrough):
     async def _by_digest(self, repository, digest, upstream):
         try:   # stored since the caller looked (by another worker)
             manifest = await self.storage.manifests.get(repository, digest)
-            self.events['hits', 'manifest'] += 1
+            self.count('hits', 'manifest')
             return manifest
         except errors.ManifestUnknown:
             return await self._fetch(repository, digest, upstream)
@@ -174,7 +180,7 @@ class PullThrough(BlobPullThrough):
                 await self._remember(repository, tag, digest)
         try:
             manifest = await self.storage.manifests.get(repository, digest)
-            self.events['hits', 'manifest'] += 1
+            self.count('hits', 'manifest')
             return manifest
         except errors.ManifestUnknown:
             # Expired or deleted here since: the tag still means it.
@@ -187,7 +193,7 @@ class PullThrough(BlobPullThrough):
         return manifest
 
     async def _fetch(self, repository, reference, upstream):
-        self.events['fetches', 'manifest'] += 1
+        self.count('fetches', 'manifest')
         try:
             fetched = await upstream.client.get_manifest(
                 upstream.name(repository), reference)
@@ -196,7 +202,7 @@ class PullThrough(BlobPullThrough):
                                          '%s' % (reference, repository,
                                                  upstream.url)) from None
         except upstream_errors.UpstreamError as e:
-            self.events['errors', 'manifest'] += 1
+            self.count('errors', 'manifest')
             raise errors.UpstreamUnavailable(str(e)) from None
         claimed = reference if oci.is_digest(reference) else fetched.digest
         if claimed:

@@ -12,7 +12,7 @@ from zuul_registry.upstream import errors as upstream_errors
 
 
 class BlobPullThrough:
-    """Blob methods of PullThrough, which provides `storage`, `events`,
+    """Blob methods of PullThrough, which provides `storage`, `count()`,
     `fill_directory`, `upstream()`, `_shared()`, `_fills` and `_tasks`."""
 
     async def blob_size(self, repository, digest):
@@ -48,7 +48,7 @@ class BlobPullThrough:
         try:
             source = await blobs.source(repository, digest)
             if self.upstream(repository) is not None:
-                self.events['hits', 'blob'] += 1
+                self.count('hits', 'blob')
             return source
         except errors.BlobUnknown:
             upstream = self.upstream(repository)
@@ -91,7 +91,7 @@ class BlobPullThrough:
         except errors.BlobUnknown:
             pass
         stack = contextlib.AsyncExitStack()
-        self.events['fetches', 'blob'] += 1
+        self.count('fetches', 'blob')
         try:
             with _blob_errors(repository, digest, upstream):
                 stream = await stack.enter_async_context(
@@ -100,7 +100,7 @@ class BlobPullThrough:
         except errors.StorageError as e:
             await stack.aclose()
             if isinstance(e, errors.UpstreamUnavailable):
-                self.events['errors', 'blob'] += 1
+                self.count('errors', 'blob')
             raise
         # Another request may have started the same fill meanwhile.
         fill = self._fills.get(key)
@@ -119,7 +119,7 @@ class BlobPullThrough:
                 async with stack:
                     await fill.run(stream.chunks)
                 if fill.error is not None:
-                    self.events['errors', 'blob'] += 1
+                    self.count('errors', 'blob')
             finally:
                 if self._fills.get(key) is fill:
                     del self._fills[key]
