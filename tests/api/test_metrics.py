@@ -130,3 +130,15 @@ async def test_pull_through_fetches_and_hits(aiohttp_client, tmp_path,
                  kind='manifest') == 1
     assert value(samples, 'zuul_registry_upstream_errors_total',
                  kind='blob') == 0
+
+
+async def test_retries_the_storage_driver_reports_are_counted(measured):
+    # The drivers' own tests make real Swift and S3 faults and check
+    # that each retry is reported; here, that a report is counted.
+    from zuul_registry.api import base
+    before = await scrape(measured.metrics_port)
+    measured.app[base.STORAGE].driver.retried(2)
+    measured.app[base.STORAGE].driver.retried()
+    after = await scrape(measured.metrics_port)
+    name = 'zuul_registry_storage_retries_total'
+    assert value(after, name) - value(before, name) == 3

@@ -1,5 +1,6 @@
 """The Swift driver when Swift fails: errors, not hangs; retries only where
-a request can be sent again; nothing partial ever visible.
+a request can be sent again, each reported (`on_retry`); nothing partial
+ever visible.
 
 These stop and start servers, so they get a Swift of their own.
 """
@@ -64,6 +65,22 @@ async def wait_until_stored(driver, path, data, *, seconds=15):
             await asyncio.sleep(0.2)
 
 
+def count_retries(driver):
+    """The counts the driver reports to `on_retry`, as they come."""
+    counts = []
+    driver.on_retry = counts.append
+    return counts
+
+
+def expire_token(client):
+    """Give the client's connections a token Swift does not know, as if
+    theirs had expired."""
+    with client._lock:
+        client._auth = (client._auth[0], 'AUTH_tk' + '0' * 32)
+        for conn in client._idle:
+            conn.token = client._auth[1]
+
+
 async def test_an_error_not_a_hang_while_the_object_server_is_down(
         server, restarted, make_driver):
     driver = make_driver(retries=2)
@@ -90,6 +107,40 @@ async def test_a_repeatable_request_rides_out_a_restart(server, restarted,
     assert not reading.done()
     server.start_server('object')
     assert await asyncio.wait_for(reading, 30) == b'kept'
+
+
+async def test_each_retry_is_reported_and_a_sound_request_none(
+        server, restarted, make_driver):
+    driver = make_driver(retries=8, backoff=0.1)
+    counts = count_retries(driver)
+    await driver.put('ns/blob', b'kept')
+    assert await driver.get('ns/blob') == b'kept'
+    assert b''.join(await read_all(driver, 'ns/blob')) == b'kept'
+    assert (await driver.stat('ns/blob')).size == 4
+    assert await driver.list('ns') == ['blob']
+    assert counts == []
+    server.stop_server('object')
+    reading = asyncio.ensure_future(driver.get('ns/blob'))
+    await asyncio.sleep(0.5)
+    assert counts, 'reported as they happen'
+    server.start_server('object')
+    assert await asyncio.wait_for(reading, 30) == b'kept'
+    assert set(counts) == {1} and len(counts) <= 8
+
+
+async def test_a_request_sent_again_for_a_new_token_is_reported(
+        make_driver):
+    driver = make_driver()
+    await driver.put('ns/blob', b'kept')
+    counts = count_retries(driver)
+    expire_token(driver.client)
+    assert await driver.get('ns/blob') == b'kept'
+    assert counts == [1]
+    expire_token(driver.client)
+    assert b''.join(await read_all(driver, 'ns/blob')) == b'kept'  # streamed
+    assert counts == [1, 1]
+    assert await driver.list('ns') == ['blob']      # the new token works
+    assert counts == [1, 1]
 
 
 async def test_a_streamed_write_is_not_replayed_and_leaves_nothing(
@@ -125,12 +176,15 @@ async def test_a_broken_read_resumes_where_it_stopped(server, restarted,
     await driver.put('ns/blob', data)
     reader = driver.read('ns/blob', chunk_size=64 * 1024)
     pieces = [await reader.__anext__()]
+    counts = count_retries(driver)
     server.stop_server('object')
     server.start_server('object')
     with caplog.at_level(logging.WARNING, 'zuul_registry.drivers.swift'):
         pieces += [piece async for piece in reader]
     assert b''.join(pieces) == data
     assert 'resuming' in caplog.text
+    # The resumption, and any GET retried while the server started.
+    assert counts and set(counts) == {1}
 
 
 async def test_a_frozen_swift_times_out(server, restarted, make_driver):

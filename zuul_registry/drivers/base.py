@@ -86,12 +86,25 @@ def check_path(path):
 
 
 class Driver(abc.ABC):
-    """Async storage of byte objects.  Public methods validate paths."""
+    """Async storage of byte objects.  Public methods validate paths.
+
+    on_retry: a callable taking a count, called for every request the
+    driver sends again (a transient failure retried, a broken read
+    resumed); for metrics.  None (the default): nobody counts.  Drivers
+    report through `retried`, on the event loop.
+    """
 
     #: Size of the pieces `read` yields unless told otherwise.
     read_chunk_size = 1024 * 1024
     #: Whether `append` works.
     can_append = False
+    #: See the class docstring; set on an instance by whoever counts.
+    on_retry = None
+
+    def retried(self, count=1):
+        """Report `count` requests sent again to `on_retry`, if set."""
+        if count > 0 and self.on_retry is not None:
+            self.on_retry(count)
 
     async def stat(self, path) -> Optional[Stat]:
         """Size and modification time of the object, or None."""

@@ -83,6 +83,8 @@ class S3Driver(base.Driver):
         self.prefix = prefix
         self.create_bucket = create_bucket
         self.client = S3Client(**client_options)
+        # Its retries count as the driver's (`on_retry`, set later).
+        self.client.on_retry = self.retried
         self.part_size = max(part_size, min_part_size)
         self.min_part_size = min_part_size
         self.max_copy_size = max_copy_size

@@ -5,15 +5,19 @@ boto3 blocks, so every request runs in this client's own thread pool of
 boto3 client serves every thread (boto3 clients are thread-safe) with a
 connection pool of the same size.
 
-Retries are botocore's "standard" mode (`retries` attempts in all, with
-jittered exponential backoff): a request is sent again after a
-connection error, a 5xx, a throttling answer or a timeout.  Every
+Retries are botocore's "standard" mode (`retries` retries after the
+first attempt, with jittered exponential backoff): a request is sent
+again after a connection error, a 5xx, a throttling answer or a
+timeout.  Every
 request the driver makes can be repeated: bodies are bytes held in
 memory (botocore rewinds them), copies and deletes are idempotent, and a
 conditional write that a lost answer makes us repeat is recognised by
 its writer token (s3.py).  A streamed GET that breaks mid-body is
 resumed from where it stopped, only while the object is unchanged
-(If-Match on the ETag first seen).
+(If-Match on the ETag first seen).  Both kinds of requests sent again
+are reported to `on_retry`, botocore's as its answers count them
+(RetryAttempts): the retries of a request that never got an answer (the
+server unreachable to the end) go uncounted.
 
 Checksums are sent and checked only where the S3 API requires them
 (botocore's "when_required"): servers such as radosgw 16.2 predate the
@@ -75,6 +79,14 @@ def describe(error):
     return str(error) or type(error).__name__
 
 
+def _retry_attempts(response):
+    """How many times botocore sent the request of `response` again."""
+    try:
+        return int(response['ResponseMetadata']['RetryAttempts'])
+    except (KeyError, TypeError, ValueError):
+        return 0
+
+
 def wrap(what, error):
     """A DriverError for `error`, ObjectNotFound for a missing object."""
     if is_not_found(error):
@@ -84,6 +96,10 @@ def wrap(what, error):
 
 class S3Client:
     """Run boto3 S3 calls in threads, `concurrency` at most."""
+
+    #: Called with a count of requests sent again (the driver's
+    #: `retried`).
+    on_retry = None
 
     def __init__(self, *, endpoint=None, region=None, access_key=None,
                  secret_key=None, ca=None, concurrency=32, retries=5,
@@ -130,7 +146,17 @@ class S3Client:
     async def call(self, operation, **kwargs):
         """Call the boto3 client method `operation` (retried by botocore)."""
         method = getattr(self.s3, operation)
-        return await self.run(lambda: method(**kwargs))
+        try:
+            response = await self.run(lambda: method(**kwargs))
+        except botocore.exceptions.ClientError as e:
+            self._retried(_retry_attempts(e.response))
+            raise
+        self._retried(_retry_attempts(response))
+        return response
+
+    def _retried(self, count=1):
+        if count > 0 and self.on_retry is not None:
+            self.on_retry(count)
 
     async def get_stream(self, bucket, key, *, start, end, chunk_size,
                          etag=None):
@@ -177,5 +203,6 @@ class S3Client:
                 resumed += 1
                 log.warning('S3 GET %s broke at byte %d (%s); resuming',
                             key, position, describe(error))
+                self._retried()
             finally:
                 body.close()

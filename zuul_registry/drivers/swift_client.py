@@ -14,7 +14,8 @@ sent again unchanged (everything but a streamed body) when Swift answers
 streamed PUT is never retried: its body is gone; the error propagates and
 Swift, which saw no complete body, stores nothing.  A streamed GET that
 breaks is resumed from where it stopped, only if the object is unchanged
-(If-Match on its ETag).
+(If-Match on its ETag).  Each request sent again (by these retries or by
+swiftclient after a 401) is reported to `on_retry`.
 """
 
 import asyncio
@@ -71,6 +72,9 @@ class SwiftClient:
     connections share the token the others already have.
     """
 
+    #: Called on the event loop with a count of requests sent again.
+    on_retry = None
+
     def __init__(self, connect, *, concurrency=16, retries=4, backoff=0.5,
                  max_backoff=8.0):
         self._connect = connect
@@ -85,6 +89,7 @@ class SwiftClient:
         self._lock = threading.Lock()
         self._idle = []
         self._auth = (None, None)  # storage URL, token
+        self._loop = None   # the event loop using this client
 
     def close(self):
         self._executor.shutdown(wait=True)
@@ -116,8 +121,16 @@ class SwiftClient:
 
     def _blocking(self, method, args, kwargs):
         conn = self._checkout()
+        conn.attempts = 0   # methods swiftclient does not retry keep it
         try:
-            result = getattr(conn, method)(*args, **kwargs)
+            try:
+                result = getattr(conn, method)(*args, **kwargs)
+            finally:
+                # Read before the connection goes back to the pool; the
+                # count reaches the loop before the result does.
+                count = _resends(conn)
+                if count:
+                    self._loop.call_soon_threadsafe(self._retried, count)
         except ClientException as e:
             if conn.token is None:
                 # A 401 made swiftclient drop the token: whatever failed
@@ -135,8 +148,12 @@ class SwiftClient:
         return result
 
     def _run(self, func, *args):
-        loop = asyncio.get_running_loop()
-        return loop.run_in_executor(self._executor, func, *args)
+        self._loop = asyncio.get_running_loop()
+        return self._loop.run_in_executor(self._executor, func, *args)
+
+    def _retried(self, count=1):
+        if count > 0 and self.on_retry is not None:
+            self.on_retry(count)
 
     # -- requests -----------------------------------------------------------
 
@@ -155,6 +172,7 @@ class SwiftClient:
                             method, args[1:2], _describe(error), attempt,
                             delay)
                 await asyncio.sleep(delay)
+                self._retried()
 
     async def put_stream(self, container, name, chunks, *, headers):
         """PUT an object whose body is the async iterable `chunks`.
@@ -237,6 +255,7 @@ class SwiftClient:
                 resumed += 1
                 log.warning('Swift GET %s broke at byte %d (%s); resuming',
                             name, position, _describe(error))
+                self._retried()
             finally:
                 if conn is not None:
                     body.close()
@@ -250,14 +269,17 @@ class SwiftClient:
                 response, body = await self._run(functools.partial(
                     conn.get_object, container, name,
                     resp_chunk_size=chunk_size, headers=headers))
+                self._retried(_resends(conn))
                 return response, body, conn
             except Exception as error:
+                self._retried(_resends(conn))
                 self._checkin(conn, reusable=status_of(error) is not None)
                 if attempt >= self.retries or not is_transient(error):
                     raise
                 await asyncio.sleep(min(self.backoff * 2 ** attempt,
                                         self.max_backoff))
                 attempt += 1
+                self._retried()
 
 
 async def _next_chunk(iterator):
@@ -265,6 +287,12 @@ async def _next_chunk(iterator):
         return bytes(await iterator.__anext__())
     except StopAsyncIteration:
         return None
+
+
+def _resends(conn):
+    """How many times swiftclient sent its last request again: with
+    retries=0, once after a 401 made it fetch a new token."""
+    return max(0, conn.attempts - 1)
 
 
 def _describe(error):

@@ -195,6 +195,7 @@ class Segments:
                         not is_transient(error):
                     raise
                 attempt += 1
+                self.driver.retried()
 
     async def _join(self, group):
         for source in group:
