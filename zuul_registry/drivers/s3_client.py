@@ -8,13 +8,12 @@ connection pool of the same size.
 Retries are botocore's "standard" mode (`retries` retries after the
 first attempt, with jittered exponential backoff): a request is sent
 again after a connection error, a 5xx, a throttling answer or a
-timeout.  Every
-request the driver makes can be repeated: bodies are bytes held in
-memory (botocore rewinds them), copies and deletes are idempotent, and a
-conditional write that a lost answer makes us repeat is recognised by
-its writer token (s3.py).  A streamed GET that breaks mid-body is
-resumed from where it stopped, only while the object is unchanged
-(If-Match on the ETag first seen).  Both kinds of requests sent again
+timeout.  Every request the driver makes can be repeated: bodies are
+bytes held in memory (botocore rewinds them), copies and deletes are
+idempotent, and a conditional write that a lost answer makes us repeat
+is recognised by its writer token (s3.py).  A streamed GET that breaks
+mid-body is resumed from where it stopped, only while the object is
+unchanged (If-Match on the ETag first seen).  Both kinds of requests sent again
 are reported to `on_retry`, botocore's as its answers count them
 (RetryAttempts): the retries of a request that never got an answer (the
 server unreachable to the end) go uncounted.
