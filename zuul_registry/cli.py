@@ -129,7 +129,7 @@ def check_config(args):
 def serve(args):
     from aiohttp import web
 
-    from zuul_registry import malloc, workers
+    from zuul_registry import malloc, tls_reads, workers
 
     malloc.use_one_arena()   # before any thread; workers inherit it
     from zuul_registry.app import make_app
@@ -144,6 +144,8 @@ def serve(args):
         log.info('No configuration file given; embedded default: %s',
                  config_module.describe(config))
     context = ssl_context(config)
+    if context is not None:
+        tls_reads.use_small_buffers()
     count = workers.worker_count(config.workers)
     if count > 1:
         sys.exit(workers.run(config, context, count))

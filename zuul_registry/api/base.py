@@ -11,8 +11,16 @@ STORAGE = web.AppKey('storage', object)
 CONFIG = web.AppKey('config', object)
 AUTH = web.AppKey('auth', object)
 
-#: Request bodies are handed to storage in pieces of this size.
+#: Request bodies are handed to storage in blocks of this size at most;
 BODY_BLOCK_SIZE = 1024 * 1024
+#: smaller when many stream in at once, so that the blocks of all the
+#: bodies of a process (each gathered, then joined: twice its size at
+#: most) take about this much memory; never smaller than the minimum.
+BODY_BLOCKS_BUDGET = 16 * 1024 * 1024
+BODY_BLOCK_MINIMUM = 64 * 1024
+#: Bytes of a TLS request body received ahead of the handler, at most.
+TLS_READ_AHEAD = 64 * 1024
+_bodies_streaming = 0
 
 
 def storage(request):
@@ -84,31 +92,49 @@ def require_deletion(request):
                                  headers={'Allow': ', '.join(allowed)})
 
 
-async def body_blocks(request, block_size=BODY_BLOCK_SIZE):
-    """Yield the request body in blocks of about `block_size` bytes.
+def body_block_size():
+    """The block size for a body now: BODY_BLOCK_SIZE shared out."""
+    share = BODY_BLOCKS_BUDGET // (2 * max(_bodies_streaming, 1))
+    return max(BODY_BLOCK_MINIMUM, min(BODY_BLOCK_SIZE, share))
+
+
+async def body_blocks(request):
+    """Yield the request body in blocks of `body_block_size()` bytes.
 
     Large blocks keep per-write overhead in the driver low; memory stays
-    bounded by one block whatever the body's size.
+    bounded by one block per body whatever its size, and by about
+    BODY_BLOCKS_BUDGET however many bodies stream in at once.
     """
-    pending = []
-    pending_size = 0
-    while True:
-        data = await request.content.readany()
-        if not data:
-            break
-        pending.append(data)
-        pending_size += len(data)
-        del data
-        if pending_size >= block_size:
-            # The pieces go before the block is handed on, and the block
-            # before the next pieces come: one block's worth at a time.
-            block = b''.join(pending)
-            pending = []
-            pending_size = 0
-            yield block
-            del block
-    if pending:
-        yield b''.join(pending)
+    global _bodies_streaming
+    limit = getattr(request.transport, 'set_read_buffer_limits', None)
+    if limit is not None:   # TLS: decrypt ahead of the handler this much
+        limit(high=TLS_READ_AHEAD)
+    _bodies_streaming += 1
+    try:
+        pending = []
+        pending_size = 0
+        block_size = body_block_size()
+        while True:
+            data = await request.content.readany()
+            if not data:
+                break
+            pending.append(data)
+            pending_size += len(data)
+            del data
+            if pending_size >= block_size:
+                # The pieces go before the block is handed on, and the
+                # block before the next pieces come: one block's worth
+                # at a time.
+                block = b''.join(pending)
+                pending = []
+                pending_size = 0
+                yield block
+                del block
+                block_size = body_block_size()
+        if pending:
+            yield b''.join(pending)
+    finally:
+        _bodies_streaming -= 1
 
 
 async def read_capped(request, limit):

@@ -1,0 +1,54 @@
+"""Smaller TLS read buffers (zuul_registry/tls_reads.py) take, and a
+TLS connection opened afterwards still carries a large body whole."""
+
+import asyncio
+import hashlib
+import os
+import ssl
+
+import pytest
+
+from bench.certs import write_self_signed
+from zuul_registry import tls_reads
+
+
+@pytest.fixture
+def small_buffers():
+    from asyncio import sslproto
+    before = sslproto.SSLProtocol.max_size
+    assert tls_reads.use_small_buffers()
+    yield sslproto.SSLProtocol
+    sslproto.SSLProtocol.max_size = before
+
+
+async def test_a_body_crosses_a_tls_connection_with_small_buffers(
+        small_buffers, tmp_path):
+    assert small_buffers.max_size == tls_reads.READ_BUFFER
+    files = write_self_signed(str(tmp_path))
+    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_context.load_cert_chain(files.cert, files.key)
+    client_context = ssl.create_default_context(cafile=files.cert)
+    body = os.urandom(3 * 1024 * 1024 + 17)
+    received = hashlib.sha256()
+    done = asyncio.Event()
+
+    async def handle(reader, writer):
+        buffer_sizes = len(writer.transport._ssl_protocol._ssl_buffer)
+        assert buffer_sizes == tls_reads.READ_BUFFER
+        while data := await reader.read(1 << 20):
+            received.update(data)
+        writer.close()
+        done.set()
+
+    server = await asyncio.start_server(handle, '127.0.0.1', 0,
+                                        ssl=server_context)
+    port = server.sockets[0].getsockname()[1]
+    reader, writer = await asyncio.open_connection(
+        '127.0.0.1', port, ssl=client_context, server_hostname='127.0.0.1')
+    writer.write(body)
+    await writer.drain()
+    writer.write_eof() if writer.can_write_eof() else None
+    writer.close()
+    await asyncio.wait_for(done.wait(), 30)
+    server.close()
+    assert received.digest() == hashlib.sha256(body).digest()
