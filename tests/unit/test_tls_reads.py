@@ -52,3 +52,35 @@ async def test_a_body_crosses_a_tls_connection_with_small_buffers(
     await asyncio.wait_for(done.wait(), 30)
     server.close()
     assert received.digest() == hashlib.sha256(body).digest()
+
+
+async def test_an_upload_reads_more_at_a_time_unless_many_stream_in(
+        small_buffers, tmp_path):
+    files = write_self_signed(str(tmp_path))
+    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server_context.load_cert_chain(files.cert, files.key)
+    sizes = []
+    done = asyncio.Event()
+
+    async def handle(reader, writer):
+        protocol = writer.transport._ssl_protocol
+        for bodies in (1, tls_reads.CROWD, tls_reads.CROWD + 1, None):
+            tls_reads.fit_upload(writer.transport, bodies)
+            sizes.append(protocol.max_size)
+        writer.close()
+        done.set()
+
+    server = await asyncio.start_server(handle, '127.0.0.1', 0,
+                                        ssl=server_context)
+    port = server.sockets[0].getsockname()[1]
+    _, writer = await asyncio.open_connection(
+        '127.0.0.1', port, ssl=ssl.create_default_context(cafile=files.cert),
+        server_hostname='127.0.0.1')
+    await asyncio.wait_for(done.wait(), 30)
+    writer.close()
+    server.close()
+    small, large = tls_reads.READ_BUFFER, tls_reads.UPLOAD_READ_BUFFER
+    assert sizes == [large, large, small, small]
+    # A plain connection (no TLS protocol under it), or none: no error.
+    tls_reads.fit_upload(object(), 1)
+    tls_reads.fit_upload(None, 1)

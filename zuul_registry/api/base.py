@@ -4,7 +4,7 @@ import re
 
 from aiohttp import web
 
-from zuul_registry import oci
+from zuul_registry import oci, tls_reads
 from zuul_registry.api import errors
 
 STORAGE = web.AppKey('storage', object)
@@ -18,8 +18,6 @@ BODY_BLOCK_SIZE = 1024 * 1024
 #: most) take about this much memory; never smaller than the minimum.
 BODY_BLOCKS_BUDGET = 16 * 1024 * 1024
 BODY_BLOCK_MINIMUM = 64 * 1024
-#: Bytes of a TLS request body received ahead of the handler, at most.
-TLS_READ_AHEAD = 64 * 1024
 _bodies_streaming = 0
 
 
@@ -106,10 +104,8 @@ async def body_blocks(request):
     BODY_BLOCKS_BUDGET however many bodies stream in at once.
     """
     global _bodies_streaming
-    limit = getattr(request.transport, 'set_read_buffer_limits', None)
-    if limit is not None:   # TLS: decrypt ahead of the handler this much
-        limit(high=TLS_READ_AHEAD)
     _bodies_streaming += 1
+    tls_reads.fit_upload(request.transport, _bodies_streaming)
     try:
         pending = []
         pending_size = 0
@@ -131,10 +127,12 @@ async def body_blocks(request):
                 yield block
                 del block
                 block_size = body_block_size()
+                tls_reads.fit_upload(request.transport, _bodies_streaming)
         if pending:
             yield b''.join(pending)
     finally:
         _bodies_streaming -= 1
+        tls_reads.fit_upload(request.transport, None)
 
 
 async def read_capped(request, limit):
