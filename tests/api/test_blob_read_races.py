@@ -66,7 +66,7 @@ async def _read(response):
 
 async def test_a_blob_quarantined_between_a_gets_lookup_and_read_is_served(
         client, run_prune, monkeypatch, request):
-    _, old = await old_base(client)
+    _, old = await old_base(client, run_prune)
     new = reuse(old)
     layer = json.loads(old)['layers'][0]['digest']
     looked_up = asyncio.Event()

@@ -188,16 +188,18 @@ async def test_a_chunk_streaming_for_longer_than_the_expiry_is_kept(
     async def slowly():
         for i in range(0, len(data), len(data) // 10):
             yield data[i:i + len(data) // 10]
-            await asyncio.sleep(0.3)
+            await asyncio.sleep(0.5)
 
     async def prune_meanwhile():
         while not stop.is_set():
-            await run_prune(upload_expiry=1)
+            # 2 s: time for the PATCH to reach storage on a loaded
+            # machine (until then only its POST touched the upload).
+            await run_prune(upload_expiry=2)
             await asyncio.sleep(0.1)
 
     pruning = asyncio.create_task(prune_meanwhile())
     try:
-        # 3 seconds of streaming, three times the expiry.
+        # 5 seconds of streaming, two and a half times the expiry.
         response = await client.patch(location, data=slowly())
         assert response.status == 202, await response.text()
         response = await client.put(location + '?digest=' + digest_of(data))
