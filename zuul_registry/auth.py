@@ -32,7 +32,6 @@ import secrets
 import time
 
 import bcrypt
-import jwt
 
 from zuul_registry import oci
 
@@ -52,6 +51,14 @@ _CLOCK_SKEW = 30  # seconds of clock difference between server processes
 _BCRYPT_THREADS = 2
 _BCRYPT_MAX_BYTES = 72   # bcrypt reads no more; bcrypt >= 5 raises beyond
 _BCRYPT_COST = re.compile(r'\$2[aby]\$(0[4-9]|[12][0-9]|3[01])\$')
+
+
+def _jwt():
+    """PyJWT, imported when a token is first made or read: it loads the
+    `cryptography` package (about 9 MiB of a process's memory, measured),
+    which a registry whose clients never use tokens does not need."""
+    import jwt
+    return jwt
 
 
 class AuthError(Exception):
@@ -243,13 +250,14 @@ class Auth:
                                   for entry in claims.get('access') or ()))
 
     def _sign(self, claims):
-        return jwt.encode(claims, self._key, algorithm='HS256')
+        return _jwt().encode(claims, self._key, algorithm='HS256')
 
     def _decode(self, token):
         if not token.isascii():
             # A JWT is base64url and dots; PyJWT cannot even encode a
             # header's undecodable bytes (surrogate escapes).
             raise AuthError('invalid token: not ASCII')
+        jwt = _jwt()
         try:
             return jwt.decode(token, self._key, algorithms=['HS256'],
                               audience=SERVICE, issuer=ISSUER,
