@@ -21,13 +21,18 @@ def small_buffers():
     sslproto.SSLProtocol.max_size = before
 
 
+def contexts(tmp_path):
+    """Server and client SSL contexts for a throwaway certificate."""
+    files = write_self_signed(str(tmp_path))
+    server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    server.load_cert_chain(files.cert, files.key)
+    return server, ssl.create_default_context(cafile=files.cert)
+
+
 async def test_a_body_crosses_a_tls_connection_with_small_buffers(
         small_buffers, tmp_path):
     assert small_buffers.max_size == tls_reads.READ_BUFFER
-    files = write_self_signed(str(tmp_path))
-    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    server_context.load_cert_chain(files.cert, files.key)
-    client_context = ssl.create_default_context(cafile=files.cert)
+    server_context, client_context = contexts(tmp_path)
     body = os.urandom(3 * 1024 * 1024 + 17)
     received = hashlib.sha256()
     done = asyncio.Event()
@@ -56,9 +61,7 @@ async def test_a_body_crosses_a_tls_connection_with_small_buffers(
 
 async def test_an_upload_reads_more_at_a_time_unless_many_stream_in(
         small_buffers, tmp_path):
-    files = write_self_signed(str(tmp_path))
-    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    server_context.load_cert_chain(files.cert, files.key)
+    server_context, client_context = contexts(tmp_path)
     sizes = []
     done = asyncio.Event()
 
@@ -74,8 +77,7 @@ async def test_an_upload_reads_more_at_a_time_unless_many_stream_in(
                                         ssl=server_context)
     port = server.sockets[0].getsockname()[1]
     _, writer = await asyncio.open_connection(
-        '127.0.0.1', port, ssl=ssl.create_default_context(cafile=files.cert),
-        server_hostname='127.0.0.1')
+        '127.0.0.1', port, ssl=client_context, server_hostname='127.0.0.1')
     await asyncio.wait_for(done.wait(), 30)
     writer.close()
     server.close()
