@@ -82,9 +82,7 @@ class S3Driver(base.Driver):
         self.bucket = bucket
         self.prefix = prefix
         self.create_bucket = create_bucket
-        self.client = S3Client(**client_options)
-        # Its retries count as the driver's (`on_retry`, set later).
-        self.client.on_retry = self.retried
+        self.client = S3Client(on_retry=self.retried, **client_options)
         self.part_size = max(part_size, min_part_size)
         self.min_part_size = min_part_size
         self.max_copy_size = max_copy_size

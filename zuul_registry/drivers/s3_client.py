@@ -13,10 +13,10 @@ bytes held in memory (botocore rewinds them), copies and deletes are
 idempotent, and a conditional write that a lost answer makes us repeat
 is recognised by its writer token (s3.py).  A streamed GET that breaks
 mid-body is resumed from where it stopped, only while the object is
-unchanged (If-Match on the ETag first seen).  Both kinds of requests sent again
-are reported to `on_retry`, botocore's as its answers count them
-(RetryAttempts): the retries of a request that never got an answer (the
-server unreachable to the end) go uncounted.
+unchanged (If-Match on the ETag first seen).  Both kinds of requests
+sent again are reported to `on_retry`, botocore's as its answers count
+them (RetryAttempts): the retries of a request that never got an answer
+(the server unreachable to the end) go uncounted.
 
 Checksums are sent and checked only where the S3 API requires them
 (botocore's "when_required"): servers such as radosgw 16.2 predate the
@@ -78,6 +78,10 @@ def describe(error):
     return str(error) or type(error).__name__
 
 
+def _count_nothing(count):
+    """The `on_retry` of a client whose retries nobody counts."""
+
+
 def _retry_attempts(response):
     """How many times botocore sent the request of `response` again."""
     try:
@@ -96,13 +100,11 @@ def wrap(what, error):
 class S3Client:
     """Run boto3 S3 calls in threads, `concurrency` at most."""
 
-    #: Called with a count of requests sent again (the driver's
-    #: `retried`).
-    on_retry = None
-
     def __init__(self, *, endpoint=None, region=None, access_key=None,
                  secret_key=None, ca=None, concurrency=32, retries=5,
-                 connect_timeout=10, read_timeout=300):
+                 connect_timeout=10, read_timeout=300, on_retry=None):
+        # Called with each count of requests sent again.
+        self._on_retry = on_retry or _count_nothing
         config = Config(
             region_name=region,
             retries={'mode': 'standard', 'max_attempts': retries},
@@ -148,14 +150,10 @@ class S3Client:
         try:
             response = await self.run(lambda: method(**kwargs))
         except botocore.exceptions.ClientError as e:
-            self._retried(_retry_attempts(e.response))
+            self._on_retry(_retry_attempts(e.response))
             raise
-        self._retried(_retry_attempts(response))
+        self._on_retry(_retry_attempts(response))
         return response
-
-    def _retried(self, count=1):
-        if count > 0 and self.on_retry is not None:
-            self.on_retry(count)
 
     async def get_stream(self, bucket, key, *, start, end, chunk_size,
                          etag=None):
@@ -202,6 +200,6 @@ class S3Client:
                 resumed += 1
                 log.warning('S3 GET %s broke at byte %d (%s); resuming',
                             key, position, describe(error))
-                self._retried()
+                self._on_retry(1)
             finally:
                 body.close()

@@ -62,9 +62,8 @@ class SwiftDriver(base.Driver):
                  **segment_options):
         self.container = container
         self.client = SwiftClient(connect, concurrency=concurrency,
-                                  retries=retries, backoff=backoff)
-        # Its retries count as the driver's (`on_retry`, set later).
-        self.client.on_retry = self.retried
+                                  retries=retries, backoff=backoff,
+                                  on_retry=self.retried)
         self.segments = Segments(self, **segment_options)
         self.segment_size = segment_size
         self.page_size = page_size

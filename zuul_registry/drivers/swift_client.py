@@ -72,12 +72,11 @@ class SwiftClient:
     connections share the token the others already have.
     """
 
-    #: Called on the event loop with a count of requests sent again.
-    on_retry = None
-
     def __init__(self, connect, *, concurrency=16, retries=4, backoff=0.5,
-                 max_backoff=8.0):
+                 max_backoff=8.0, on_retry=None):
         self._connect = connect
+        # Called on the event loop with each count of requests sent again.
+        self._on_retry = on_retry or _count_nothing
         self.retries = retries
         self.backoff = backoff
         self.max_backoff = max_backoff
@@ -130,7 +129,7 @@ class SwiftClient:
                 # count reaches the loop before the result does.
                 count = _resends(conn)
                 if count:
-                    self._loop.call_soon_threadsafe(self._retried, count)
+                    self._loop.call_soon_threadsafe(self._on_retry, count)
         except ClientException as e:
             if conn.token is None:
                 # A 401 made swiftclient drop the token: whatever failed
@@ -151,10 +150,6 @@ class SwiftClient:
         self._loop = asyncio.get_running_loop()
         return self._loop.run_in_executor(self._executor, func, *args)
 
-    def _retried(self, count=1):
-        if count > 0 and self.on_retry is not None:
-            self.on_retry(count)
-
     # -- requests -----------------------------------------------------------
 
     async def call(self, method, *args, **kwargs):
@@ -172,7 +167,7 @@ class SwiftClient:
                             method, args[1:2], _describe(error), attempt,
                             delay)
                 await asyncio.sleep(delay)
-                self._retried()
+                self._on_retry(1)
 
     async def put_stream(self, container, name, chunks, *, headers):
         """PUT an object whose body is the async iterable `chunks`.
@@ -255,7 +250,7 @@ class SwiftClient:
                 resumed += 1
                 log.warning('Swift GET %s broke at byte %d (%s); resuming',
                             name, position, _describe(error))
-                self._retried()
+                self._on_retry(1)
             finally:
                 if conn is not None:
                     body.close()
@@ -269,17 +264,17 @@ class SwiftClient:
                 response, body = await self._run(functools.partial(
                     conn.get_object, container, name,
                     resp_chunk_size=chunk_size, headers=headers))
-                self._retried(_resends(conn))
+                self._on_retry(_resends(conn))
                 return response, body, conn
             except Exception as error:
-                self._retried(_resends(conn))
+                self._on_retry(_resends(conn))
                 self._checkin(conn, reusable=status_of(error) is not None)
                 if attempt >= self.retries or not is_transient(error):
                     raise
                 await asyncio.sleep(min(self.backoff * 2 ** attempt,
                                         self.max_backoff))
                 attempt += 1
-                self._retried()
+                self._on_retry(1)
 
 
 async def _next_chunk(iterator):
@@ -287,6 +282,10 @@ async def _next_chunk(iterator):
         return bytes(await iterator.__anext__())
     except StopAsyncIteration:
         return None
+
+
+def _count_nothing(count):
+    """The `on_retry` of a client whose retries nobody counts."""
 
 
 def _resends(conn):

@@ -143,14 +143,6 @@ class FollowedFill(IncomingBlob):
         namespace = self.repository.namespace
         pause = POLL_FIRST
         while True:
-            committed = await self._committed()
-            if committed is not None:
-                if end is None or position < end:
-                    async for data in self.storage.blobs.read(
-                            committed, offset=position,
-                            length=None if end is None else end - position):
-                        yield data
-                return
             stored = await uploads.stored_size(namespace, self.upload_id)
             # The last stored byte waits for the commit: it may be the
             # blob's last, and the digest is not verified yet.
@@ -168,9 +160,19 @@ class FollowedFill(IncomingBlob):
                     pass   # consumed by the commit, or discarded
                 pause = POLL_FIRST
                 continue
+            # Nothing new in the upload: committed, failed, or slow.
+            committed = await self._committed()
+            if committed is not None:
+                if end is None or position < end:
+                    async for data in self.storage.blobs.read(
+                            committed, offset=position,
+                            length=None if end is None else end - position):
+                        yield data
+                return
             record = self.directory.announced(self.key)
             if record is None or record['upload'] != self.upload_id:
-                # The fill ended: committed (looked at next) or failed.
+                # The fill ended; not committed (just looked), unless it
+                # was in between.
                 if await self._committed() is None:
                     raise FillFailed('blob %s: the fill of %s broke off'
                                      % (self.digest, self.source))
