@@ -188,18 +188,19 @@ async def test_a_chunk_streaming_for_longer_than_the_expiry_is_kept(
     async def slowly():
         for i in range(0, len(data), len(data) // 10):
             yield data[i:i + len(data) // 10]
-            await asyncio.sleep(0.5)
+            await asyncio.sleep(1)
 
     async def prune_meanwhile():
         while not stop.is_set():
-            # 2 s: time for the PATCH to reach storage on a loaded
-            # machine (until then only its POST touched the upload).
-            await run_prune(upload_expiry=2)
+            # 4 s: twenty keep-alive intervals, as in production (60 s
+            # and an hour): a loaded machine's slow storage requests
+            # must not make a live upload look idle.
+            await run_prune(upload_expiry=4)
             await asyncio.sleep(0.1)
 
     pruning = asyncio.create_task(prune_meanwhile())
     try:
-        # 5 seconds of streaming, two and a half times the expiry.
+        # 10 seconds of streaming, two and a half times the expiry.
         response = await client.patch(location, data=slowly())
         assert response.status == 202, await response.text()
         response = await client.put(location + '?digest=' + digest_of(data))
