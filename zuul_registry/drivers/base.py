@@ -194,7 +194,8 @@ class Driver(abc.ABC):
 
     def read(self, path, *, offset=0, length=None,
              chunk_size=None) -> AsyncIterator[bytes]:
-        """Yield the object's bytes from `offset`, at most `length`."""
+        """Yield the object's bytes from `offset`, at most `length`, in
+        pieces of at most `chunk_size`: bytes or bytearray, each new."""
         return self._read(check_path(path), offset=offset, length=length,
                           chunk_size=chunk_size or self.read_chunk_size)
 

@@ -10,7 +10,8 @@ file and its completion is a rename.  Scratch a killed
 process left behind is removed at startup and by `collect_leftovers`,
 at once; that of live processes sharing the root only when an hour old
 (filesystem_scratch tells them apart).
-Blocking calls run in the driver's own thread pool.
+Blocking calls run in the driver's own thread pool, except reads the
+page cache can answer at once (filesystem_reads).
 """
 
 import asyncio
@@ -23,7 +24,8 @@ import shutil
 import stat
 import uuid
 
-from zuul_registry.drivers import base, filesystem_append, filesystem_scratch
+from zuul_registry.drivers import (
+    base, filesystem_append, filesystem_reads, filesystem_scratch)
 
 log = logging.getLogger('zuul_registry.drivers.filesystem')
 
@@ -42,6 +44,7 @@ class FilesystemDriver(base.Driver):
         self.fsync = fsync
         self._pool = concurrent.futures.ThreadPoolExecutor(
             max_workers=threads, thread_name_prefix='fs-driver')
+        self._reads = filesystem_reads.CachedReads(self._run)
 
     def _run(self, func, *args):
         loop = asyncio.get_running_loop()
@@ -187,17 +190,15 @@ class FilesystemDriver(base.Driver):
         except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
             raise base.ObjectNotFound(path) from None
         try:
-            if offset:
-                f.seek(offset)
-            remaining = length
-            while remaining is None or remaining > 0:
-                size = chunk_size if remaining is None \
-                    else min(chunk_size, remaining)
-                data = await self._run(f.read, size)
+            position = offset
+            end = None if length is None else offset + length
+            while end is None or position < end:
+                size = chunk_size if end is None \
+                    else min(chunk_size, end - position)
+                data = await self._reads.read(f.fileno(), position, size)
                 if not data:
                     break
-                if remaining is not None:
-                    remaining -= len(data)
+                position += len(data)
                 yield data
                 # Not held while the next piece is read: with many
                 # clients, each one piece less in memory.
