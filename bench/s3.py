@@ -9,7 +9,9 @@ in the same run, interleaved, the best of `--repeat`:
   in 1 MiB pieces (what the server and boto3 can do at best);
 - **driver**: the S3 driver's `write` fed 1 MiB chunks, then its `read`;
 - **registry**: `zuul-registry serve` on that server and bucket: the blob
-  pushed in one PATCH and pulled (bench.large), as `python -m bench` does.
+  pushed in one PATCH and pulled (bench.large), as `python -m bench` does;
+- **redirect**: the same with `redirect: true`: the pull follows the 307
+  to a presigned URL, and the S3 server sends the bytes.
 
 It prints MiB/s and the ratio to direct.  The blob is one random MiB
 repeated, so no side holds it whole (boto3's direct PutObject gets it as
@@ -82,9 +84,10 @@ def _driver(server, bucket, blob):
 class OursOnS3(Ours):
     key = 'ours-s3'
 
-    def __init__(self, directory, server, bucket):
+    def __init__(self, directory, server, bucket, *, redirect=False):
         super().__init__(directory)
         self.server, self.bucket = server, bucket
+        self.redirect = redirect
 
     def config(self):
         config = super().config()
@@ -92,12 +95,14 @@ class OursOnS3(Ours):
             'driver': 's3', 'endpoint': self.server.endpoint,
             'region': self.server.region, 'bucket': self.bucket,
             'access-key': self.server.access_key,
-            'secret-key': self.server.secret_key}
+            'secret-key': self.server.secret_key,
+            'redirect': self.redirect}
         return config
 
 
 def _registry(registry, blob, run):
-    repository = 'bench/s3-%d' % run
+    repository = 'bench/s3-%s-%d' % (
+        'redirect' if registry.redirect else 'stream', run)
     started = time.monotonic()
     push_large(registry.endpoint, repository, blob)
     push = time.monotonic() - started
@@ -120,19 +125,23 @@ def main(argv=None):
         bucket = s3_server.new_bucket(kind)
         server.client().create_bucket(Bucket=bucket)
         best = {}
-        with tempfile.TemporaryDirectory(prefix='zr-bench-s3-') as tmp:
-            with OursOnS3(tmp, server, bucket) as registry:
-                for run in range(args.repeat):
-                    blob = LargeBlob.make(args.blob_mib, seed=run)
-                    for name, measure in (
-                            ('direct', lambda: _direct(server, bucket, blob)),
-                            ('driver', lambda: _driver(server, bucket, blob)),
-                            ('registry', lambda: _registry(registry, blob,
-                                                           run))):
-                        times = measure()
-                        previous = best.get(name, (float('inf'),) * 2)
-                        best[name] = tuple(map(min, previous, times))
-        for name in ('direct', 'driver', 'registry'):
+        with tempfile.TemporaryDirectory(prefix='zr-bench-s3-') as tmp, \
+                OursOnS3(os.path.join(tmp, 'streams'), server,
+                         bucket) as registry, \
+                OursOnS3(os.path.join(tmp, 'redirects'), server, bucket,
+                         redirect=True) as redirecting:
+            for run in range(args.repeat):
+                blob = LargeBlob.make(args.blob_mib, seed=run)
+                for name, measure in (
+                        ('direct', lambda: _direct(server, bucket, blob)),
+                        ('driver', lambda: _driver(server, bucket, blob)),
+                        ('registry', lambda: _registry(registry, blob, run)),
+                        ('redirect', lambda: _registry(redirecting, blob,
+                                                       run))):
+                    times = measure()
+                    previous = best.get(name, (float('inf'),) * 2)
+                    best[name] = tuple(map(min, previous, times))
+        for name in ('direct', 'driver', 'registry', 'redirect'):
             push, pull = (args.blob_mib / t for t in best[name])
             ratio = [(args.blob_mib / t) / (args.blob_mib / d) for t, d
                      in zip(best[name], best['direct'])]

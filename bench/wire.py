@@ -83,6 +83,18 @@ def location_target(response, what):
     return target
 
 
+def location_endpoint(response, what):
+    """(Endpoint, target) of a redirect's ``Location`` on a plain HTTP
+    server (an S3 server the registry sends a blob GET to)."""
+    target = location_target(response, what)
+    parts = urllib.parse.urlsplit(response.headers['location'])
+    if parts.scheme != 'http' or not parts.hostname:
+        raise ProtocolError('%s: redirect to %s: only plain http:// '
+                            'locations are followed' % (
+                                what, response.describe()))
+    return Endpoint(parts.hostname, parts.port or 80), target
+
+
 def with_query(target, **params):
     """``target`` with ``params`` appended to its query (``?`` or ``&``)."""
     separator = '&' if '?' in target else '?'

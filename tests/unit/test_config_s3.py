@@ -110,3 +110,23 @@ def test_describe_names_the_bucket_and_no_secret():
         'driver': 's3', 'bucket': 'b-1', 'region': 'eu-west-1'}}},
         environ={})
     assert 'in bucket b-1 at AWS region eu-west-1' in describe(aws)
+
+
+def test_redirect_is_off_unless_asked():
+    assert storage(endpoint=ENDPOINT).redirect is False
+    assert storage(endpoint=ENDPOINT, redirect=True).redirect is True
+
+
+def test_redirect_must_be_a_boolean():
+    [problem] = problems(endpoint=ENDPOINT, redirect='yes')
+    assert problem.startswith('registry.storage.redirect: ')
+    assert 'boolean' in problem
+
+
+def test_redirect_belongs_to_s3_only(tmp_path):
+    with pytest.raises(ConfigError) as raised:
+        parse_config({'registry': {'storage': {
+            'driver': 'filesystem', 'root': str(tmp_path),
+            'redirect': True}}}, environ={})
+    [problem] = raised.value.problems
+    assert problem.startswith('registry.storage.redirect: ')

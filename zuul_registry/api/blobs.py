@@ -102,6 +102,12 @@ async def get_blob(request):
     else:
         source = await blobs.source(repository, digest)
     span = base.byte_range(request.headers.get('Range'), source.size)
+    url = await blobs.download_url(source)
+    if url is not None:
+        # The storage sends the bytes (clients send their Range there
+        # again).  Found just now, or restored from the quarantine.
+        return web.Response(status=307, headers={
+            'Location': url, oci.CONTENT_DIGEST_HEADER: str(digest)})
     tls = _over_tls(request)
     if source.local_file and request.transport is not None and not tls:
         # Plain HTTP: sendfile.

@@ -48,6 +48,7 @@ class StorageConfig:
     access_key: Optional[str] = None      # None: boto3's credential chain
     secret_key: Optional[str] = dataclasses.field(default=None, repr=False)
     ca: Optional[str] = None              # PEM file trusted for endpoint
+    redirect: bool = False                # blob GETs sent to presigned URLs
 
 
 @dataclass(frozen=True)

@@ -4,8 +4,8 @@ import os
 import re
 
 from zuul_registry.config.checks import (
-    _Field, _Invalid, _check_mapping, _choice, _directory, _scalar, _string,
-    _url)
+    _Field, _Invalid, _boolean, _check_mapping, _choice, _directory, _scalar,
+    _string, _url)
 
 def _file(value, path, problems):
     """A readable file (a PEM bundle), as an absolute path."""
@@ -43,6 +43,7 @@ _DRIVER_FIELDS = {
         'access-key': _Field('access_key', _string),
         'secret-key': _Field('secret_key', _string),
         'ca': _Field('ca', _file),
+        'redirect': _Field('redirect', _boolean),
     },
     'swift': {
         'container': _Field('container', _SWIFT_CONTAINER, required=True),

@@ -203,6 +203,12 @@ class Driver(abc.ABC):
         """A local file name holding the object, for sendfile; or None."""
         return self._local_file(check_path(path))
 
+    async def download_url(self, path) -> Optional[str]:
+        """A URL at which clients may GET the object from the storage
+        itself for a while (a redirect spares the registry the bytes);
+        None where the driver has none or was not asked to give them."""
+        return await self._download_url(check_path(path))
+
     async def move(self, src, dst):
         """Atomically rename the object `src` to `dst`, replacing it."""
         await self._move(check_path(src), check_path(dst))
@@ -256,6 +262,9 @@ class Driver(abc.ABC):
     def _read(self, path, *, offset, length, chunk_size): ...
 
     def _local_file(self, path):
+        return None
+
+    async def _download_url(self, path):
         return None
 
     async def _append(self, path, chunks, *, offset, freeze):

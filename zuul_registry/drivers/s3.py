@@ -40,6 +40,7 @@ shorter.
 """
 
 import asyncio
+import functools
 import logging
 import secrets
 import time
@@ -52,6 +53,10 @@ from zuul_registry.drivers.s3_client import (
 log = logging.getLogger('zuul_registry.drivers.s3')
 
 _MIB = 1024 ** 2
+# How long a redirect's presigned URL is valid: long enough for a client
+# to start a slow pull after a wait, short enough that a URL seen in a
+# log is soon useless.
+REDIRECT_SECONDS = 20 * 60
 
 
 def stamp():
@@ -78,8 +83,10 @@ class S3Driver(base.Driver):
                  max_copy_size=5 * 1024 * _MIB, parts_in_flight=2,
                  copies_in_flight=4, conditional_put=None,
                  conditional_complete=None, empty_prefixes=None,
-                 page_size=1000, **client_options):
+                 page_size=1000, redirect=False, **client_options):
         self.bucket = bucket
+        # Whether download_url gives presigned GET URLs.
+        self.redirect = redirect
         self.prefix = prefix
         self.create_bucket = create_bucket
         self.client = S3Client(on_retry=self.retried, **client_options)
@@ -107,7 +114,8 @@ class S3Driver(base.Driver):
         return cls(storage.bucket, prefix=storage.prefix or '',
                    endpoint=storage.endpoint, region=storage.region,
                    access_key=storage.access_key,
-                   secret_key=storage.secret_key, ca=storage.ca)
+                   secret_key=storage.secret_key, ca=storage.ca,
+                   redirect=storage.redirect)
 
     async def open(self):
         try:
@@ -294,6 +302,16 @@ class S3Driver(base.Driver):
             raise base.ObjectNotFound(path) from None
         finally:
             await pieces.aclose()
+
+    async def _download_url(self, path):
+        if not self.redirect:
+            return None
+        # Signing is local, but may first refresh credentials (an
+        # instance role): in the pool.
+        return await self.client.run(functools.partial(
+            self.client.s3.generate_presigned_url, 'get_object',
+            Params={'Bucket': self.bucket, 'Key': self.key(path)},
+            ExpiresIn=REDIRECT_SECONDS))
 
     async def _move(self, src, dst):
         await self._concat(dst, [src], consume=True)

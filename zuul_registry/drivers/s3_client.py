@@ -110,6 +110,9 @@ class S3Client:
             retries={'mode': 'standard', 'max_attempts': retries},
             max_pool_connections=concurrency,
             connect_timeout=connect_timeout, read_timeout=read_timeout,
+            # SigV4 everywhere, presigned URLs too (botocore would
+            # presign with the deprecated SigV2 otherwise).
+            signature_version='s3v4',
             request_checksum_calculation='when_required',
             response_checksum_validation='when_required',
             # A custom endpoint (Ceph, SeaweedFS...) rarely has a DNS

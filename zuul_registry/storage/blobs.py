@@ -78,6 +78,11 @@ class Blobs:
                     raise errors.BlobUnknown('blob %s vanished'
                                              % source.digest) from None
 
+    async def download_url(self, source):
+        """A URL at which clients may fetch the blob from the storage
+        itself, if the driver gives them (S3 with `redirect`); or None."""
+        return await self.driver.download_url(source.path)
+
     def read(self, source, *, offset=0, length=None, chunk_size=None):
         return self._read(source, offset, length, chunk_size)
 
