@@ -11,9 +11,9 @@ import shutil
 import signal
 import socket
 import subprocess
-import tempfile
 import time
 
+from tests.drivers import server_roots
 from tests.drivers.swift_server import die_with_parent
 
 START_TIMEOUT = 60
@@ -54,8 +54,7 @@ class S3Server:
 
     def __init__(self, root=None):
         self._own_root = root is None
-        self.root = root or tempfile.mkdtemp(prefix='zr-%s-' % self.kind,
-                                             dir=memory_parent())
+        self.root = root or server_roots.make(self.kind, memory_parent())
         self.s3_port = None
         self.processes = {}     # name -> Popen, in start order
 

@@ -33,7 +33,7 @@ import time
 import urllib.request
 import uuid
 
-from tests.drivers import swift_config
+from tests.drivers import server_roots, swift_config
 
 USER, KEY, ACCOUNT = 'test:tester', 'testing', 'AUTH_test'
 MAX_MANIFEST_SEGMENTS = 10
@@ -167,7 +167,7 @@ def _memory_devices():
     """A directory in memory for the object server, if it takes user
     xattrs (tmpfs does from Linux 6.6): no fsync, so no disk waits."""
     try:
-        devices = tempfile.mkdtemp(prefix='zr-swift-', dir='/dev/shm')
+        devices = server_roots.make('swift', '/dev/shm')
     except OSError:
         return None
     try:
@@ -265,7 +265,7 @@ def shared():
     """One Swift for this test process, started on first use."""
     global _shared
     if _shared is None:
-        root = tempfile.mkdtemp(prefix='zr-swift-', dir='/var/tmp')
+        root = server_roots.make('swift', '/var/tmp')
         devices = _memory_devices()
         server = SwiftServer(root, devices=devices)
         for directory in filter(None, (root, devices)):
