@@ -1,6 +1,8 @@
 """Metrics: counters move as requests are made, scraped over HTTP from
 the metrics listener and parsed with prometheus-client's own parser."""
 
+import asyncio
+
 import aiohttp
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
@@ -142,3 +144,29 @@ async def test_retries_the_storage_driver_reports_are_counted(measured):
     after = await scrape(measured.metrics_port)
     name = 'zuul_registry_storage_retries_total'
     assert value(after, name) - value(before, name) == 3
+
+
+@pytest.mark.parametrize('garbage', [
+    b'\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03' + bytes(64),  # TLS
+    b'NOT HTTP AT ALL\r\n\r\n',
+])
+async def test_a_request_refused_before_routing_is_answered_quietly(
+        measured, caplog, garbage):
+    # aiohttp answers 400 itself; the access logger then sees a request
+    # that reached no application, and used to fail on it (logged as an
+    # unhandled exception for every such request).
+    caplog.set_level('DEBUG')
+    reader, writer = await asyncio.open_connection(
+        measured.server.host, measured.server.port)
+    writer.write(garbage)
+    await writer.drain()
+    answer = await asyncio.wait_for(reader.read(), 10)
+    writer.close()
+    assert answer.split(b' ', 2)[1] == b'400', answer
+    assert not [r for r in caplog.records if r.levelname == 'ERROR'], \
+        caplog.text
+    response = await measured.get('/v2/')
+    assert response.status == 200
+    samples = await scrape(measured.metrics_port)
+    assert value(samples, 'zuul_registry_requests_total', route='/v2/',
+                 method='GET', status='200') == 1

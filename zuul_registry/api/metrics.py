@@ -144,8 +144,11 @@ async def metrics_middleware(request, handler):
 
 def observe(request, response, seconds):
     """Count a request whose answer was sent (or cut); the access
-    logger calls it, after the last byte."""
-    metrics = request.app.get(_METRICS)
+    logger calls it, after the last byte.  A request aiohttp refused
+    before routing (not HTTP: TLS on the plain port, a broken request
+    line) reached no application, so no application counts it."""
+    app = _routed_app(request)
+    metrics = app.get(_METRICS) if app is not None else None
     if metrics is None:
         return
     route = _route(request)
@@ -158,6 +161,15 @@ def observe(request, response, seconds):
         # sendfile's bytes pass the writer by.
         sent += response.content_length or 0
     metrics.sent.inc(sent)
+
+
+def _routed_app(request):
+    # request.app asserts that the request was routed (and fails
+    # otherwise under -O); aiohttp offers no other way to ask.
+    try:
+        return request.app
+    except (AssertionError, AttributeError):
+        return None
 
 
 def note_failure(request, exc):
