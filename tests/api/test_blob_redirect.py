@@ -120,3 +120,20 @@ async def test_without_redirect_the_registry_sends_the_bytes(make_client):
                                 allow_redirects=False)
     assert response.status == 200
     assert await response.read() == BLOB
+
+
+async def test_a_blob_quarantined_after_its_redirect_comes_back_on_retry(
+        make_client):
+    # Prune takes the blob in the moment between the redirect and the
+    # client's GET at the storage: that GET fails, nothing is lost, and
+    # the client's next try through the registry restores the blob.
+    client = await make_client()
+    digest = await push_blob(client, NAME, BLOB)
+    url = await redirected(client, digest)
+    storage = client.app[base.STORAGE]
+    assert await storage.blobs.quarantine.hold(
+        None, oci.Digest.parse(digest))
+    status, _ = await fetch(url)
+    assert status == 404
+    url = await redirected(client, digest)
+    assert await fetch(url) == (200, BLOB)

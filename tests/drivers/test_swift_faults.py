@@ -195,3 +195,21 @@ async def test_a_frozen_swift_times_out(server, restarted, make_driver):
     with pytest.raises(Exception):
         await read_all(driver, 'ns/blob')
     assert time.monotonic() - started < 8
+
+
+async def test_joining_small_parts_waits_out_a_restart(server, restarted,
+                                                       make_driver):
+    # Parts under the segment minimum are read and written again as one
+    # object: reads and write are sent again while the object server is
+    # away, and the join completes once it is back.
+    driver = make_driver(retries=8, backoff=0.2)
+    await driver.put('ns/a', b'first ')
+    await driver.put('ns/b', b'second')
+    server.stop_server('object')
+    joining = asyncio.ensure_future(
+        driver.concat('ns/joined', ['ns/a', 'ns/b']))
+    await asyncio.sleep(1.0)
+    assert not joining.done()
+    server.start_server('object')
+    await asyncio.wait_for(joining, 60)
+    assert await driver.get('ns/joined') == b'first second'

@@ -152,6 +152,12 @@ class SwiftClient:
 
     # -- requests -----------------------------------------------------------
 
+    def retry_delay(self, attempt):
+        """Seconds before sending again after failed attempt number
+        `attempt` (0 the first): doubling from `backoff`, at most
+        `max_backoff`."""
+        return min(self.backoff * 2 ** attempt, self.max_backoff)
+
     async def call(self, method, *args, **kwargs):
         """Call Connection.`method`, retrying transient failures."""
         attempt = 0
@@ -161,10 +167,10 @@ class SwiftClient:
             except Exception as error:
                 if attempt >= self.retries or not is_transient(error):
                     raise
-                delay = min(self.backoff * 2 ** attempt, self.max_backoff)
+                delay = self.retry_delay(attempt)
                 attempt += 1
                 log.warning('Swift %s %s failed (%s); retry %d in %.1fs',
-                            method, args[1:2], _describe(error), attempt,
+                            method, args[1:2], describe(error), attempt,
                             delay)
                 await asyncio.sleep(delay)
                 self._on_retry(1)
@@ -249,7 +255,7 @@ class SwiftClient:
                     raise
                 resumed += 1
                 log.warning('Swift GET %s broke at byte %d (%s); resuming',
-                            name, position, _describe(error))
+                            name, position, describe(error))
                 self._on_retry(1)
             finally:
                 if conn is not None:
@@ -271,8 +277,7 @@ class SwiftClient:
                 self._checkin(conn, reusable=status_of(error) is not None)
                 if attempt >= self.retries or not is_transient(error):
                     raise
-                await asyncio.sleep(min(self.backoff * 2 ** attempt,
-                                        self.max_backoff))
+                await asyncio.sleep(self.retry_delay(attempt))
                 attempt += 1
                 self._on_retry(1)
 
@@ -294,7 +299,7 @@ def _resends(conn):
     return max(0, conn.attempts - 1)
 
 
-def _describe(error):
+def describe(error):
     if isinstance(error, ClientException) and error.http_status:
         return '%s %s' % (error.http_status, error.http_reason or '')
     return type(error).__name__

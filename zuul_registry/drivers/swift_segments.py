@@ -37,7 +37,7 @@ from typing import NamedTuple
 from swiftclient.exceptions import ClientException
 
 from zuul_registry.drivers import base
-from zuul_registry.drivers.swift_client import is_transient
+from zuul_registry.drivers.swift_client import describe, is_transient
 
 log = logging.getLogger('zuul_registry.drivers.swift')
 
@@ -191,10 +191,14 @@ class Segments:
                     self.container, name, self._join(group), headers={})
                 return self.entry(name, etag, size)
             except Exception as error:
-                if attempt >= self.driver.client.retries or \
-                        not is_transient(error):
+                client = self.driver.client
+                if attempt >= client.retries or not is_transient(error):
                     raise
+                delay = client.retry_delay(attempt)
                 attempt += 1
+                log.warning('Swift PUT %s failed (%s); retry %d in %.1fs',
+                            name, describe(error), attempt, delay)
+                await asyncio.sleep(delay)
                 self.driver.retried()
 
     async def _join(self, group):
