@@ -158,22 +158,28 @@ class SwiftClient:
         `max_backoff`."""
         return min(self.backoff * 2 ** attempt, self.max_backoff)
 
-    async def call(self, method, *args, **kwargs):
-        """Call Connection.`method`, retrying transient failures."""
+    async def retrying(self, what, request):
+        """Await `request()` until it succeeds, sending it again after a
+        transient failure, with backoff, at most `retries` times."""
         attempt = 0
         while True:
             try:
-                return await self._run(self._blocking, method, args, kwargs)
+                return await request()
             except Exception as error:
                 if attempt >= self.retries or not is_transient(error):
                     raise
                 delay = self.retry_delay(attempt)
                 attempt += 1
-                log.warning('Swift %s %s failed (%s); retry %d in %.1fs',
-                            method, args[1:2], describe(error), attempt,
-                            delay)
+                log.warning('Swift %s failed (%s); retry %d in %.1fs',
+                            what, describe(error), attempt, delay)
                 await asyncio.sleep(delay)
                 self._on_retry(1)
+
+    async def call(self, method, *args, **kwargs):
+        """Call Connection.`method`, retrying transient failures."""
+        return await self.retrying(
+            '%s %s' % (method, args[1:2]),
+            lambda: self._run(self._blocking, method, args, kwargs))
 
     async def put_stream(self, container, name, chunks, *, headers):
         """PUT an object whose body is the async iterable `chunks`.

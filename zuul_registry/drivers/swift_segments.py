@@ -37,7 +37,6 @@ from typing import NamedTuple
 from swiftclient.exceptions import ClientException
 
 from zuul_registry.drivers import base
-from zuul_registry.drivers.swift_client import describe, is_transient
 
 log = logging.getLogger('zuul_registry.drivers.swift')
 
@@ -184,22 +183,14 @@ class Segments:
             await self._copy(group[0]['path'], name)
             return self.entry(name, group[0]['etag'],
                               group[0]['size_bytes'])
-        attempt = 0
-        while True:   # the sources can be read again: so can the join
-            try:
-                etag, size = await self.driver.client.put_stream(
-                    self.container, name, self._join(group), headers={})
-                return self.entry(name, etag, size)
-            except Exception as error:
-                client = self.driver.client
-                if attempt >= client.retries or not is_transient(error):
-                    raise
-                delay = client.retry_delay(attempt)
-                attempt += 1
-                log.warning('Swift PUT %s failed (%s); retry %d in %.1fs',
-                            name, describe(error), attempt, delay)
-                await asyncio.sleep(delay)
-                self.driver.retried()
+        client = self.driver.client
+
+        async def join():
+            # The sources can be read again: so can the join.
+            return await client.put_stream(
+                self.container, name, self._join(group), headers={})
+        etag, size = await client.retrying('PUT %s' % name, join)
+        return self.entry(name, etag, size)
 
     async def _join(self, group):
         for source in group:
