@@ -73,7 +73,8 @@ def make_app(config, *, driver=None, fill_directory=None,
     arguments hold for every server of the app, test servers included:
     bodies reach handlers exactly as sent (no Content-Encoding is
     decoded: blobs are stored and hashed as the client sent them, as
-    CNCF Distribution does), and the access log redacts query values.
+    CNCF Distribution does), and the access log redacts query values;
+    so do the JSON answers to requests aiohttp refuses before routing.
     """
     app = web.Application(
         middlewares=[metrics.metrics_middleware, errors.error_middleware,
@@ -86,6 +87,7 @@ def make_app(config, *, driver=None, fill_directory=None,
     app[base.AUTH] = Auth(config, namespaces)
     app.on_cleanup.append(_close_auth)
     app.on_response_prepare.append(errors.add_api_version)
+    errors.answer_refused_in_json(app)
     routes.add_routes(app)
 
     async def storage_context(app):

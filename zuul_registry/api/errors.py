@@ -6,6 +6,10 @@ code's status.  Anything unexpected becomes 500 UNKNOWN, logged with its
 traceback; but storage that is full (ENOSPC or EDQUOT, however wrapped)
 is 507 Insufficient Storage, logged in one line.  The spec has no code
 for it, nor has CNCF Distribution, so the code is UNKNOWN.
+
+A request aiohttp refuses in its parser (a broken request line, TLS on
+the plain port, an invalid or too long header) reaches no middleware:
+`answer_refused_in_json` gives it the same JSON body.
 """
 
 import errno
@@ -13,7 +17,7 @@ import json
 import logging
 import os
 
-from aiohttp import web
+from aiohttp import web, web_protocol
 
 from zuul_registry import oci
 from zuul_registry.api import metrics
@@ -66,6 +70,7 @@ Unsupported = _error('UNSUPPORTED', 405, 'the operation is unsupported')
 NotFound = _error('UNSUPPORTED', 404, 'no such endpoint')
 ParameterInvalid = _error('UNSUPPORTED', 400, 'invalid query parameter')
 FormInvalid = _error('UNSUPPORTED', 400, 'malformed form body')
+RequestInvalid = _error('UNSUPPORTED', 400, 'malformed HTTP request')
 TagInvalid = _error('TAG_INVALID', 400, 'manifest tag did not match URI')
 TooLarge = _error('SIZE_INVALID', 413, 'request body too large')
 # Pull-through could not get what the client asked for from the upstream.
@@ -190,3 +195,54 @@ def _answer(request, exc):
 async def add_api_version(request, response):
     """on_response_prepare hook: every answer names the API version."""
     response.headers[oci.API_VERSION_HEADER] = oci.API_VERSION
+
+
+class _RequestHandler(web_protocol.RequestHandler):
+    """aiohttp's handler of a connection, but the answers it makes itself
+    (to a request its parser refused, or a failure that escaped the
+    middlewares) are the spec's JSON errors."""
+
+    __slots__ = ()
+
+    def handle_error(self, request, status=500, exc=None, message=None):
+        # aiohttp's own logs, and refuses once an answer has begun; only
+        # its text answer is replaced.
+        super().handle_error(request, status, exc, message)
+        if status < 500:
+            error = RequestInvalid(message or None)
+        else:
+            error = RegistryError('internal error; see server log')
+        error.status = status   # the one aiohttp chose
+        # A refused request has no route, whose on_response_prepare hook
+        # would name the version.
+        error.headers[oci.API_VERSION_HEADER] = oci.API_VERSION
+        response = render(error)
+        response.force_close()
+        return response
+
+
+class _Server(web.Server):
+    def __call__(self):
+        handler = super().__call__()
+        handler.__class__ = _RequestHandler   # same slots: a safe swap
+        return handler
+
+
+def answer_refused_in_json(app):
+    """Every server of `app` (aiohttp's run_app, an AppRunner of the
+    workers, a test server) answers the requests aiohttp refuses before
+    routing with the spec's JSON error body, at aiohttp's status.
+
+    aiohttp has no hook for these answers (aio-libs/aiohttp#3287):
+    `RequestHandler.handle_error` writes them, and every runner gets its
+    server, which makes the handlers, from `app._make_handler`.  Its
+    servers are made to hand out the subclass above.
+    """
+    make_server = app._make_handler
+
+    def make_handler(**kwargs):
+        server = make_server(**kwargs)
+        server.__class__ = _Server
+        return server
+
+    app._make_handler = make_handler
