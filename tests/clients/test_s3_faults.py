@@ -80,7 +80,10 @@ def assert_not_there(registry, headers, digest, *, stranded=0):
     assert registry.blob_objects(digest) == []
     uploads = s3_fixtures.incomplete_uploads(registry.s3, registry.bucket)
     assert len(uploads) == stranded, uploads
-    assert all(key.startswith(PREFIX + '_default/_uploads/')
+    # A chunk of part_size or more streams into a data object of its own
+    # (s3_links), a smaller one into its place in the upload.
+    assert all(key.startswith((PREFIX + '_default/_uploads/',
+                               PREFIX + '.zr-data/'))
                for key in uploads), uploads
 
 
@@ -114,8 +117,8 @@ def test_an_s3_outage_fails_the_push_then_a_retry_succeeds(registry):
     s3, url = registry.s3, registry.url
     headers = bearer(token(url, 'repository:%s:pull,push' % REPOSITORY))
     # The second chunk is a multipart upload of its own (over the driver's
-    # 8 MiB parts); the completion copies the large chunks on the server
-    # and joins the small last one.
+    # 8 MiB parts), a data object behind a link; the completion links to
+    # the large chunks' data and copies the small last one.
     pieces = [b'a' * (6 * MIB), b'b' * (17 * MIB), b'c' * 1000]
     data = b''.join(pieces)
     digest = digest_of(data)

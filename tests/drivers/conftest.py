@@ -30,6 +30,10 @@ DRIVERS = {
     'swift': swift_server.contract_driver,
     **{'s3-' + kind: s3_fixtures.contract_driver(kind)
        for kind in s3_fixtures.KINDS},
+    # Every streamed write of a byte or more a data object behind a link
+    # (by default only those of part_size): the contract through links.
+    **{'s3-%s-linked' % kind: s3_fixtures.contract_driver(kind, link_size=1)
+       for kind in s3_fixtures.KINDS},
 }
 
 

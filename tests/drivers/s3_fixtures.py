@@ -49,10 +49,10 @@ def incomplete_uploads(server, bucket):
         client.close()
 
 
-def contract_driver(kind):
+def contract_driver(kind, **options):
     """The contract suite's factory for the `kind` server."""
     def make(tmp_path):
-        driver = make_driver(kind)
+        driver = make_driver(kind, **options)
         server = s3_server().server(kind)
         return driver, lambda: incomplete_uploads(server, driver.bucket)
     return make

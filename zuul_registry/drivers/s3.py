@@ -6,34 +6,41 @@ on S3, where a PUT and a multipart completion are atomic and nothing can
 be renamed:
 
 * `put` is one PutObject.  `write` buffers its chunks up to `part_size`:
-  a smaller object is one PutObject; a larger one a multipart upload of
-  `part_size` parts, a few in flight, visible only at its completion and
-  aborted on any error (s3_multipart).
+  an object smaller than `link_size` (by default `part_size`) is one
+  PutObject; a larger one is a *data object* under ``.zr-data/`` (a
+  multipart upload of `part_size` parts, a few in flight, visible only at
+  its completion and aborted on any error: s3_multipart) and, at its
+  path, a small *link* naming it (s3_links).
 * `write(exclusive=True)` asks the server to refuse an existing key:
-  ``If-None-Match: *`` on PutObject and on CompleteMultipartUpload.
-  `open` finds out whether the server honours each (s3_probe: SeaweedFS
-  does for both, radosgw 16.2 only for PutObject).  Where it does not,
-  the driver checks with HeadObject under a lock per path in this process
-  before it publishes: two processes writing the same new path at the
-  same moment could then both succeed, the last one's bytes winning, as
-  on Swift.  A repeated request whose first attempt did succeed is told
-  apart by a writer token in the object's metadata.
-* `concat` copies on the server: one CopyObject for a single part (a
-  multipart copy beyond 5 GiB), else a multipart upload whose parts are
-  UploadPartCopy of the large parts; parts under S3's 5 MiB minimum are
-  read and joined into uploaded parts of their own (s3_concat).
-  A part is copied only while its ETag is the one first seen.  With
-  `consume`, the parts are deleted once the object is published: S3
-  objects share nothing, so the new object never depends on them.
-  `move` is a consuming concat of one part.
+  ``If-None-Match: *`` on the PutObject of the object or link.  `open`
+  finds out whether the server honours it (s3_probe: SeaweedFS and
+  radosgw 16.2 do).  Where it does not, the driver checks with HeadObject
+  under a lock per path in this process before it publishes: two
+  processes writing the same new path at the same moment could then both
+  succeed, the last one's bytes winning, as on Swift.  A repeated request
+  whose first attempt did succeed is told apart by a writer token in the
+  object's metadata.
+* `concat` of parts among which are links writes a link to their data
+  objects, the small parts first copied into data objects of their own:
+  no byte of a link's data is copied (s3_links).  Other concats copy on
+  the server: one CopyObject for a single part (a multipart copy beyond
+  5 GiB), else a multipart upload whose parts are UploadPartCopy of the
+  large parts; parts under S3's 5 MiB minimum are read and joined into
+  uploaded parts of their own (s3_concat).  A part is copied only while
+  its ETag is the one first seen.  With `consume`, the parts are deleted
+  once the object is published.  `move` is a consuming concat of one
+  part.
 * `read` is a GetObject with ``Range``, streamed in `chunk_size` pieces
-  and resumed if the connection breaks (s3_client).  `list` is a
-  ListObjectsV2 with delimiter "/", page by page; `delete` removes the
-  key and every key under ``path/`` with DeleteObjects, never a key that
-  merely starts with the path.
-* The only private leftovers are incomplete multipart uploads (a crash
-  during a write or a concat): `collect_leftovers` aborts those under the
-  prefix started, and last written to, before the cut-off.
+  and resumed if the connection breaks (s3_client); a link found there
+  is read as its data objects.  `list` is a ListObjectsV2 with delimiter
+  "/", page by page; `delete` removes the key and every key under
+  ``path/`` with DeleteObjects, never a key that merely starts with the
+  path, and the data of links among them that no other link names.
+* Private leftovers are incomplete multipart uploads (a crash during a
+  write or a concat), and data objects no link names (a crash between
+  the data and its link, or during a deletion): `collect_leftovers`
+  aborts the uploads under the prefix started, and last written to,
+  before the cut-off, and removes such data written before it.
 
 S3 keys are at most 1024 bytes: with a prefix, paths are that much
 shorter.
@@ -46,7 +53,8 @@ import secrets
 import time
 
 from zuul_registry.drivers import (
-    base, coordination, s3_concat, s3_leftovers, s3_multipart, s3_probe)
+    base, coordination, s3_concat, s3_leftovers, s3_links, s3_multipart,
+    s3_probe)
 from zuul_registry.drivers.s3_client import (
     S3Client, S3Error, describe, is_not_found, status_of)
 
@@ -83,7 +91,8 @@ class S3Driver(base.Driver):
                  max_copy_size=5 * 1024 * _MIB, parts_in_flight=2,
                  copies_in_flight=4, conditional_put=None,
                  conditional_complete=None, empty_prefixes=None,
-                 page_size=1000, redirect=False, **client_options):
+                 page_size=1000, redirect=False, link_size=None,
+                 **client_options):
         self.bucket = bucket
         # Whether download_url gives presigned GET URLs.
         self.redirect = redirect
@@ -92,6 +101,9 @@ class S3Driver(base.Driver):
         self.client = S3Client(on_retry=self.retried, **client_options)
         self.part_size = max(part_size, min_part_size)
         self.min_part_size = min_part_size
+        # Writes of at least this many bytes are data objects behind a
+        # link (s3_links), so that completing an upload copies nothing.
+        self.link_size = min(link_size or self.part_size, self.part_size)
         self.max_copy_size = max_copy_size
         self.parts_in_flight = parts_in_flight
         self.copies_in_flight = copies_in_flight
@@ -170,9 +182,9 @@ class S3Driver(base.Driver):
             return None
         return response.get('Metadata', {}).get('writer')
 
-    async def put_object(self, key, data, *, exclusive=False):
+    async def put_object(self, key, data, *, exclusive=False, metadata=None):
         await self.ready()
-        kwargs = {'Metadata': stamp()}
+        kwargs = {'Metadata': dict(stamp(), **(metadata or {}))}
         if exclusive:
             token = self.new_token()
             kwargs['Metadata']['writer'] = token
@@ -257,7 +269,7 @@ class S3Driver(base.Driver):
         response = await self.head(self.key(path))
         if response is None:
             return None
-        return base.Stat(size=response['ContentLength'],
+        return base.Stat(size=s3_links.size_of(response),
                          mtime=mtime(response))
 
     async def _get(self, path):
@@ -269,20 +281,31 @@ class S3Driver(base.Driver):
 
     async def _write(self, path, chunks, *, exclusive):
         await self.ready()
-        key = self.key(path)
-        if not exclusive or (self.conditional_put and
-                             self.conditional_complete):
-            return await s3_multipart.write(self, key, chunks,
-                                            exclusive=exclusive)
+        if not exclusive or self.conditional_put:
+            return await self._write_object(path, chunks, exclusive)
         # The server does not check: check here, once per path at a time.
         async with self._exclusive.hold(path):
-            if await self.head(key) is not None:
+            if await self.head(self.key(path)) is not None:
                 raise base.AlreadyExists(path)
-            return await s3_multipart.write(self, key, chunks,
-                                            exclusive=True)
+            return await self._write_object(path, chunks, True)
+
+    async def _write_object(self, path, chunks, exclusive):
+        buffer, rest = await s3_multipart.head_of(chunks, self.part_size)
+        if len(buffer) >= self.link_size:
+            return await s3_links.write(self, path, buffer, rest,
+                                        exclusive=exclusive)
+        # Only smaller than both part_size and link_size: one request.
+        await self.put_object(self.key(path), bytes(buffer),
+                              exclusive=exclusive)
+        return len(buffer)
 
     async def _concat(self, path, parts, *, consume):
-        await s3_concat.concat(self, path, parts, consume=consume)
+        await self.ready()
+        found = await s3_links.heads(self, list(dict.fromkeys(parts)))
+        if not await s3_links.concat(self, path, parts, found,
+                                     consume=consume):
+            await s3_concat.concat(self, path, parts, found,
+                                   consume=consume)
 
     async def _read(self, path, *, offset, length, chunk_size):
         key = self.key(path)
@@ -291,26 +314,51 @@ class S3Driver(base.Driver):
                 raise base.ObjectNotFound(path)
             return
         await self.ready()
-        pieces = self.client.get_stream(
-            self.bucket, key, start=offset,
-            end=None if length is None else offset + length,
-            chunk_size=chunk_size)
-        try:
-            async for piece in pieces:
-                yield piece
-        except base.ObjectNotFound:
-            raise base.ObjectNotFound(path) from None
-        finally:
-            await pieces.aclose()
+        if offset or length is not None:
+            # A range of a link is not the range of its body: look first.
+            head = await self.head(key)
+            if head is None:
+                raise base.ObjectNotFound(path)
+            linked = s3_links.is_link(head)
+        else:
+            linked = False
+        if not linked:
+            pieces = self.client.get_stream(
+                self.bucket, key, start=offset,
+                end=None if length is None else offset + length,
+                chunk_size=chunk_size, check=s3_links.refuse_link)
+            try:
+                async for piece in pieces:
+                    yield piece
+                return
+            except s3_links.IsLink:
+                pass   # found one after all: read it as one below
+            except base.ObjectNotFound:
+                raise base.ObjectNotFound(path) from None
+            finally:
+                await pieces.aclose()
+        segments = await s3_links.segments_of(self, key)
+        if segments is None:
+            raise base.ObjectNotFound(path)
+        async for piece in s3_links.read(self, path, segments,
+                                         offset=offset, length=length,
+                                         chunk_size=chunk_size):
+            yield piece
 
     async def _download_url(self, path):
         if not self.redirect:
             return None
+        key = self.key(path)
+        segments = await s3_links.segments_of(self, key)
+        if segments is not None:
+            if len(segments) != 1:
+                return None   # a join of several objects: streamed
+            key = s3_links.data_key(self, segments[0].id)
         # Signing is local, but may first refresh credentials (an
         # instance role): in the pool.
         return await self.client.run(functools.partial(
             self.client.s3.generate_presigned_url, 'get_object',
-            Params={'Bucket': self.bucket, 'Key': self.key(path)},
+            Params={'Bucket': self.bucket, 'Key': key},
             ExpiresIn=REDIRECT_SECONDS))
 
     async def _move(self, src, dst):
@@ -321,7 +369,7 @@ class S3Driver(base.Driver):
         # Children first: SeaweedFS keeps directories, and may refuse to
         # delete a key that names one while it still has children.
         keys = [name async for name, _ in self.listing(key + '/')]
-        await self.delete_keys(keys + [key])
+        await s3_links.delete(self, keys + [key])
 
     async def _list(self, path):
         prefix = self.key(path) + '/'
@@ -341,5 +389,6 @@ class S3Driver(base.Driver):
     async def _collect_leftovers(self, *, before, dry_run):
         await self.ready()
         return await s3_leftovers.collect(self, before=before,
-                                          dry_run=dry_run)
+                                          dry_run=dry_run) + \
+            await s3_links.collect(self, before=before, dry_run=dry_run)
 

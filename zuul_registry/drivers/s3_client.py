@@ -159,13 +159,14 @@ class S3Client:
         return response
 
     async def get_stream(self, bucket, key, *, start, end, chunk_size,
-                         etag=None):
+                         etag=None, check=None):
         """Yield the bytes [start, end) of the object (end None: to its
         end) in pieces of `chunk_size` (the last shorter).
 
         A missing object raises ObjectNotFound, as does one whose ETag is
         no longer `etag` (if given); a start at or past the end yields
-        nothing.
+        nothing.  `check`, if given, is called with the first answer
+        before any byte is yielded; what it raises ends the stream.
         """
         position, resumed = start, 0
         while end is None or position < end:
@@ -189,6 +190,13 @@ class S3Client:
                 raise S3Error('GET %s: %s' % (key, describe(e))) from None
             etag = etag or response.get('ETag')
             body = response['Body']
+            if check is not None:
+                try:
+                    check(response)
+                except BaseException:
+                    body.close()
+                    raise
+                check = None
             try:
                 while True:
                     piece = await self.run(body.read, chunk_size)

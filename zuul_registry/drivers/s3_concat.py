@@ -25,7 +25,7 @@ import logging
 import math
 from typing import NamedTuple
 
-from zuul_registry.drivers import base
+from zuul_registry.drivers import base, s3_links
 from zuul_registry.drivers.s3_client import S3Error
 from zuul_registry.drivers.s3_multipart import (
     MAX_PARTS, Upload, gather, source_error)
@@ -33,19 +33,16 @@ from zuul_registry.drivers.s3_multipart import (
 log = logging.getLogger('zuul_registry.drivers.s3')
 
 
-async def concat(driver, path, parts, *, consume):
-    await driver.ready()
+async def concat(driver, path, parts, heads, *, consume):
+    """Make `path` the joined `parts`, whose HeadObject answers are
+    `heads`: links among them are read as the data objects they join."""
     key = driver.key(path)
     names = list(dict.fromkeys(parts))
-    heads = await asyncio.gather(*[driver.head(driver.key(name))
-                                   for name in names])
-    for name, head in zip(names, heads):
-        if head is None:
-            raise base.ObjectNotFound(name)
-    found = {name: Source(driver.key(name), head['ETag'], 0,
-                          head['ContentLength'])
-             for name, head in zip(names, heads)}
-    sources = [found[part] for part in parts if found[part].size]
+    expanded = await asyncio.gather(*[_sources(driver, name, heads[name])
+                                      for name in names])
+    found = dict(zip(names, expanded))
+    sources = [source for part in parts for source in found[part]
+               if source.size]
     total = sum(source.size for source in sources)
     if not sources:
         await driver.put_object(key, b'')
@@ -59,11 +56,28 @@ async def concat(driver, path, parts, *, consume):
         await _multipart(driver, key, sources)
     if consume:
         try:
-            await driver.delete_keys([driver.key(name) for name in names
-                                      if name != path])
+            # The data of links among them is not needed any more.
+            await s3_links.delete(driver, [driver.key(name) for name in names
+                                           if name != path])
         except S3Error as e:
             log.warning('Could not delete the parts consumed by %s: %s',
                         path, e)
+
+
+async def _sources(driver, name, head):
+    """The Sources holding the bytes of `name`."""
+    if not s3_links.is_link(head):
+        return [Source(driver.key(name), head['ETag'], 0,
+                       head['ContentLength'])]
+    segments = await s3_links.segments_of(driver, driver.key(name))
+    if segments is None:
+        raise base.ObjectNotFound('%s: changed meanwhile' % name)
+    keys = [s3_links.data_key(driver, segment.id) for segment in segments]
+    data_heads = await asyncio.gather(*[driver.head(key) for key in keys])
+    if None in data_heads:
+        raise base.ObjectNotFound('%s: its data is gone' % name)
+    return [Source(key, data_head['ETag'], 0, segment.size)
+            for key, data_head, segment in zip(keys, data_heads, segments)]
 
 
 async def _copy(driver, source, key):

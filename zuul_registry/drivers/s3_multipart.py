@@ -127,20 +127,23 @@ async def gather(tasks):
         raise
 
 
-async def write(driver, key, chunks, *, exclusive):
-    """Stream `chunks` into `key`: one PutObject if they hold less than
-    `part_size` bytes, else a multipart upload with a few parts in
-    flight.  Returns the size."""
-    part_size = driver.part_size
+async def head_of(chunks, size):
+    """Read `chunks` until at least `size` bytes are buffered: the
+    buffer, and the iterator of the rest (None: the chunks ended first)."""
     iterator = chunks.__aiter__()
     buffer = bytearray()
     async for chunk in iterator:
         buffer += chunk
-        if len(buffer) >= part_size:
-            break
-    else:
-        await driver.put_object(key, bytes(buffer), exclusive=exclusive)
-        return len(buffer)
+        if len(buffer) >= size:
+            return buffer, iterator
+    return buffer, None
+
+
+async def write(driver, key, buffer, iterator, *, exclusive):
+    """Stream `buffer` (at least `part_size` bytes), then what `iterator`
+    yields, into `key` as a multipart upload with a few parts in flight.
+    Returns the size."""
+    part_size = driver.part_size
     upload = Upload(driver, key)
     in_flight = asyncio.Semaphore(driver.parts_in_flight)
     tasks = []

@@ -1,0 +1,405 @@
+"""Large S3 objects written once and named by links.
+
+S3 cannot rename, and servers such as SeaweedFS copy every byte of a
+CopyObject: completing an upload or quarantining a blob by copy costs as
+much as writing it again.  So a write of at least `link_size` bytes puts
+its bytes under a key of their own, a *data object*
+``.zr-data/<id>/data`` (a name no storage path can take: paths never
+start with a dot), and at its path a *link*: a small object flagged in
+its metadata, which also holds the size, whose body lists the data
+objects it joins (its segments).  A concat whose parts are links, and a
+move of a link, write a new link naming the same segments: no byte is
+copied.  Small parts among them are copied into data objects of their
+own first; with too many of those, the caller copies as before
+(s3_concat).
+
+Deleting a link deletes the data objects no other link names.  What a
+crash leaves (data whose link was never written, or whose deletion was
+cut short) is removed by `collect` (the driver's `collect_leftovers`,
+run by prune) once older than its cut-off.  To find the links that may name a
+data object without reading every link, each link writer first leaves
+an *owner hint* next to the data, ``.zr-data/<id>/owner-<hash>``,
+holding the link's path.  Hints are never removed while the data lives:
+a path can name the data again later (a blob quarantined and restored).
+
+Collection against writers of links, with no lock:
+
+* a writer leaves its hints, writes its link, then looks at each data
+  object's directory: data gone or a ``doomed`` marker there, it takes
+  its link back and fails;
+* the collector (the deletion of a link, or `collect` for data older
+  than its cut-off) takes a data object whose hinted links all name
+  other data, puts the ``doomed`` marker, then reads the
+  hints and their links again, and again while new hints show up: a
+  link naming the data removes the marker and keeps it; else the data
+  goes, its hints and marker after it.
+
+A writer that looked before the marker was put had written its link
+before, so the collector's look after the marker finds it.  A link is
+replaced only after the new one is written (a move writes the
+destination before deleting the source), and each new link's hint is
+written before, so a chain of moves cannot slip between the collector's
+reads: the source missing means the next hint is there to read.
+"""
+
+import asyncio
+import hashlib
+import json
+import logging
+import secrets
+from typing import NamedTuple
+
+from zuul_registry.drivers import base, s3_multipart
+from zuul_registry.drivers.s3_client import (
+    S3Error, describe, is_not_found)
+
+log = logging.getLogger('zuul_registry.drivers.s3')
+
+DATA_ROOT = '.zr-data/'
+LINK_FLAG = 'zr-link'
+LINK_SIZE = 'zr-size'
+DOOMED = 'doomed'
+OWNER = 'owner-'
+# A link joins at most this many data objects; a concat that would need
+# more is copied into one object instead (reads stay few).
+MAX_SEGMENTS = 1000
+# Small parts of a concat of links, copied each into a data object: at
+# most this many, else the concat is copied whole.
+MAX_SMALL_COPIES = 16
+# Data objects examined at once by `collect`.
+COLLECT_PARALLEL = 8
+
+
+class IsLink(Exception):
+    """A read found a link where it expected the bytes."""
+
+
+class Withdrawn(base.ObjectNotFound):
+    """A link was taken back: collection took its data meanwhile."""
+
+
+class Segment(NamedTuple):
+    id: str
+    size: int
+
+
+def is_link(head):
+    """Whether a HeadObject or GetObject answer is a link's."""
+    return head.get('Metadata', {}).get(LINK_FLAG) == '1'
+
+
+def size_of(head):
+    """The size of the object of a HeadObject answer, link or not."""
+    if is_link(head):
+        return int(head['Metadata'][LINK_SIZE])
+    return head['ContentLength']
+
+
+def refuse_link(response):
+    """get_stream's check: a link raises IsLink."""
+    if is_link(response):
+        raise IsLink()
+
+
+def data_root(driver, data_id):
+    return '%s%s%s/' % (driver.prefix, DATA_ROOT, data_id)
+
+
+def data_key(driver, data_id):
+    return data_root(driver, data_id) + 'data'
+
+
+def _owner_key(driver, data_id, path):
+    return data_root(driver, data_id) + OWNER + \
+        hashlib.sha256(path.encode()).hexdigest()[:32]
+
+
+# -- reading links ------------------------------------------------------------
+
+async def segments_of(driver, key):
+    """The segments of the link `key`; None if `key` is missing or holds
+    bytes of its own."""
+    try:
+        response = await driver.client.call('get_object', Bucket=driver.bucket,
+                                            Key=key)
+    except Exception as e:
+        if is_not_found(e):
+            return None
+        raise S3Error('GetObject %s: %s' % (key, describe(e))) from None
+    body = response['Body']
+    try:
+        if not is_link(response):
+            return None
+        record = json.loads(await driver.client.run(body.read))
+    except ValueError:
+        raise S3Error('%s: a link without a readable body' % key) from None
+    finally:
+        body.close()
+    return [Segment(data_id, size) for data_id, size in record['segments']]
+
+
+async def read(driver, path, segments, *, offset, length, chunk_size):
+    """Yield the bytes [offset, offset + length) of the link `path` made
+    of `segments` (length None: to its end)."""
+    end = sum(segment.size for segment in segments)
+    if length is not None:
+        end = min(end, offset + length)
+    start = 0
+    for segment in segments:
+        stop = start + segment.size
+        if stop > offset and start < end:
+            first, last = max(offset, start), min(end, stop)
+            got = 0
+            try:
+                async for piece in driver.client.get_stream(
+                        driver.bucket, data_key(driver, segment.id),
+                        start=first - start, end=last - start,
+                        chunk_size=chunk_size):
+                    got += len(piece)
+                    yield piece
+            except base.ObjectNotFound:
+                raise base.ObjectNotFound(path) from None
+            if got != last - first:
+                raise S3Error('%s: data %s is shorter than its link says'
+                              % (path, segment.id))
+        start = stop
+        if start >= end:
+            return
+
+
+# -- writing links ------------------------------------------------------------
+
+def new_id():
+    return secrets.token_hex(16)
+
+
+async def write(driver, path, buffer, rest, *, exclusive):
+    """Write `buffer`, then what the iterator `rest` yields (None:
+    nothing), as a data object and link `path` to it; the size."""
+    data_id = new_id()
+    key = data_key(driver, data_id)
+    try:
+        if rest is None:
+            await driver.put_object(key, bytes(buffer))
+            size = len(buffer)
+        else:
+            size = await s3_multipart.write(driver, key, buffer, rest,
+                                            exclusive=False)
+        await publish(driver, path, [Segment(data_id, size)],
+                      exclusive=exclusive)
+    except BaseException:
+        # Nobody else knows the id: its objects can go at once.
+        await asyncio.shield(_forget(driver, data_id))
+        raise
+    return size
+
+
+async def publish(driver, path, segments, *, exclusive=False):
+    """Make `path` a link to `segments`: hints, link, then the check
+    against collection (Withdrawn if it took the data meanwhile)."""
+    key = driver.key(path)
+    ids = list(dict.fromkeys(segment.id for segment in segments))
+    await asyncio.gather(*[driver.put_object(
+        _owner_key(driver, data_id, path), path.encode()) for data_id in ids])
+    body = json.dumps({'segments': [list(segment) for segment in segments]})
+    await driver.put_object(
+        key, body.encode(), exclusive=exclusive, metadata={
+            LINK_FLAG: '1',
+            LINK_SIZE: str(sum(segment.size for segment in segments))})
+    entries = await asyncio.gather(*[_entries(driver, data_id)
+                                     for data_id in ids])
+    if all('data' in found and DOOMED not in found for found in entries):
+        return
+    if await segments_of(driver, key) == segments:
+        await driver.delete_keys([key])
+    # Where the data is gone, our hints are all that is left of it.
+    await asyncio.gather(*[_forget(driver, data_id) for data_id, found
+                           in zip(ids, entries) if 'data' not in found])
+    raise Withdrawn('%s: its data was collected meanwhile' % path)
+
+
+async def heads(driver, names):
+    """{name: HeadObject answer} of the paths `names`; ObjectNotFound
+    for a missing one."""
+    found = await asyncio.gather(*[driver.head(driver.key(name))
+                                   for name in names])
+    for name, head in zip(names, found):
+        if head is None:
+            raise base.ObjectNotFound(name)
+    return dict(zip(names, found))
+
+
+async def concat(driver, path, parts, found, *, consume):
+    """Make `path` a link joining `parts` (their heads `found`), if at
+    least one is a link and the rest allow; whether it did.  With
+    `consume`, the parts' own objects are deleted afterwards."""
+    if not any(is_link(head) for head in found.values()):
+        return False
+    small = [name for name in dict.fromkeys(parts)
+             if not is_link(found[name]) and found[name]['ContentLength']]
+    if len(small) > MAX_SMALL_COPIES:
+        return False
+    linked = {}
+    for name in dict.fromkeys(parts):
+        if is_link(found[name]):
+            segments = await segments_of(driver, driver.key(name))
+            if segments is None:
+                raise base.ObjectNotFound('%s: changed meanwhile' % name)
+            linked[name] = segments
+    if sum(len(linked.get(name, [None])) for name in parts) > MAX_SEGMENTS:
+        return False
+    copied = {}
+    try:
+        for name in small:
+            copied[name] = await _copy_in(driver, name, found[name])
+        segments = []
+        for name in parts:
+            if name in linked:
+                segments += linked[name]
+            elif name in copied:
+                segments.append(copied[name])
+        await publish(driver, path, [s for s in segments if s.size])
+    except BaseException:
+        await asyncio.shield(asyncio.gather(*[
+            _forget(driver, segment.id) for segment in copied.values()]))
+        raise
+    if consume:
+        try:
+            await driver.delete_keys([driver.key(name) for name in
+                                      dict.fromkeys(parts) if name != path])
+        except S3Error as e:
+            log.warning('Could not delete the parts consumed by %s: '
+                               '%s', path, e)
+    return True
+
+
+async def _copy_in(driver, name, head):
+    """Copy the small object `name` into a new data object; its
+    Segment."""
+    data_id = new_id()
+    try:
+        await driver.client.call(
+            'copy_object', Bucket=driver.bucket, Key=data_key(driver, data_id),
+            CopySource={'Bucket': driver.bucket, 'Key': driver.key(name)},
+            CopySourceIfMatch=head['ETag'], MetadataDirective='REPLACE',
+            Metadata=driver.stamp())
+    except Exception as e:
+        raise s3_multipart.source_error(driver.key(name), e) from None
+    return Segment(data_id, head['ContentLength'])
+
+
+# -- collection ---------------------------------------------------------------
+
+async def _entries(driver, data_id):
+    """{name: listing entry} of the data object's directory."""
+    root = data_root(driver, data_id)
+    kwargs = {'Bucket': driver.bucket, 'Prefix': root}
+    found = {}
+    while True:
+        try:
+            page = await driver.client.call('list_objects_v2', **kwargs)
+        except Exception as e:
+            raise S3Error('ListObjectsV2 %s: %s' % (root, describe(e))) \
+                from None
+        for entry in page.get('Contents', ()):
+            if not entry['Key'].endswith('/'):
+                found[entry['Key'][len(root):]] = entry
+        if not page.get('IsTruncated'):
+            return found
+        kwargs['ContinuationToken'] = page['NextContinuationToken']
+
+
+async def _forget(driver, data_id):
+    """Delete a data object and everything next to it; best effort."""
+    try:
+        await driver.delete_keys([data_key(driver, data_id)])
+        await driver.delete_keys([data_root(driver, data_id) + name
+                                  for name in await _entries(driver,
+                                                             data_id)])
+    except S3Error as e:
+        log.warning('Could not delete the data %s: %s', data_id, e)
+
+
+async def _named(driver, data_id, owners):
+    """Whether a link at one of the hinted paths names the data."""
+    async def names(owner):
+        key = data_root(driver, data_id) + owner
+        try:
+            response = await driver.client.call(
+                'get_object', Bucket=driver.bucket, Key=key)
+            path = (await driver.client.run(response['Body'].read)).decode()
+        except Exception as e:
+            if is_not_found(e):
+                return False
+            raise S3Error('GetObject %s: %s' % (key, describe(e))) from None
+        segments = await segments_of(driver, driver.key(path))
+        return any(segment.id == data_id for segment in segments or ())
+    return any(await asyncio.gather(*[names(owner) for owner in owners]))
+
+
+def _owners(entries):
+    return {name for name in entries if name.startswith(OWNER)}
+
+
+async def _examine(driver, data_id, *, before=None, dry_run=False):
+    """Collect the data object if no link names it (and, `before` given,
+    nothing next to it is more recent); its Leftover."""
+    entries = await _entries(driver, data_id)
+    if not entries or before is not None and any(
+            entry['LastModified'].timestamp() >= before
+            for entry in entries.values()):
+        return None   # gone, or touched since the cut-off
+    doomed_key = data_root(driver, data_id) + DOOMED
+    if await _named(driver, data_id, _owners(entries)):
+        if DOOMED in entries and not dry_run:
+            await driver.delete_keys([doomed_key])
+        return None
+    size = entries.get('data', {}).get('Size', 0)
+    leftover = base.Leftover('%s%s (data)' % (DATA_ROOT, data_id), size)
+    if dry_run:
+        return leftover
+    await driver.put_object(doomed_key, b'')
+    checked = None
+    while True:
+        owners = _owners(await _entries(driver, data_id))
+        if checked is not None and owners <= checked:
+            break
+        if await _named(driver, data_id, owners):
+            await driver.delete_keys([doomed_key])
+            return None
+        checked = owners | (checked or set())
+    await _forget(driver, data_id)
+    return leftover
+
+
+async def delete(driver, keys):
+    """Delete the objects `keys`, and the data of the links among them
+    that no other link names."""
+    found = await asyncio.gather(*[driver.head(key) for key in keys])
+    linked = [key for key, head in zip(keys, found)
+              if head is not None and is_link(head)]
+    segments = await asyncio.gather(*[segments_of(driver, key)
+                                      for key in linked])
+    await driver.delete_keys(keys)
+    ids = dict.fromkeys(segment.id for listed in segments
+                        for segment in listed or ())
+    await _examine_all(driver, ids)
+
+
+async def _examine_all(driver, ids, **options):
+    limit = asyncio.Semaphore(COLLECT_PARALLEL)
+
+    async def examine(data_id):
+        async with limit:
+            return await _examine(driver, data_id, **options)
+    found = await asyncio.gather(*[examine(data_id) for data_id in ids])
+    return [leftover for leftover in found if leftover is not None]
+
+
+async def collect(driver, *, before, dry_run):
+    """The data objects no link names, older than `before`, removed
+    (unless `dry_run`): their Leftovers."""
+    root = driver.prefix + DATA_ROOT
+    ids = [name[len(root):].rstrip('/') async for name, subtree in
+           driver.listing(root, delimiter='/') if subtree]
+    return await _examine_all(driver, ids, before=before, dry_run=dry_run)
