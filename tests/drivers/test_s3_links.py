@@ -11,7 +11,7 @@ import urllib.request
 
 import pytest
 
-from tests.drivers import s3_fixtures
+from tests.drivers import s3_fixtures, test_s3
 from tests.drivers.test_contract import chunks_of
 from tests.drivers.test_s3 import blob, record_requests
 from zuul_registry.drivers import s3_links
@@ -20,22 +20,8 @@ from zuul_registry.drivers.base import ObjectNotFound
 MIB = 1024 ** 2
 
 
-@pytest.fixture(params=s3_fixtures.KINDS)
-def kind(request):
-    return request.param
-
-
-@pytest.fixture
-async def make(kind):
-    drivers = []
-
-    def make_driver(bucket=None, **kwargs):
-        kwargs.setdefault('part_size', 5 * MIB)
-        drivers.append(s3_fixtures.make_driver(kind, bucket, **kwargs))
-        return drivers[-1]
-    yield make_driver
-    for driver in drivers:
-        await driver.close()
+# The servers, and drivers on them, of test_s3.
+kind, make = test_s3.kind, test_s3.make
 
 
 def bucket_keys(driver):
