@@ -290,14 +290,15 @@ class S3Driver(base.Driver):
             return await self._write_object(path, chunks, True)
 
     async def _write_object(self, path, chunks, exclusive):
-        buffer, rest = await s3_multipart.head_of(chunks, self.part_size)
-        if len(buffer) >= self.link_size:
-            return await s3_links.write(self, path, buffer, rest,
+        held, rest = await s3_multipart.head_of(chunks, self.part_size)
+        if held.size >= self.link_size:
+            return await s3_links.write(self, path, held, rest,
                                         exclusive=exclusive)
         # Only smaller than both part_size and link_size: one request.
-        await self.put_object(self.key(path), bytes(buffer),
+        size = held.size
+        await self.put_object(self.key(path), held.take(),
                               exclusive=exclusive)
-        return len(buffer)
+        return size
 
     async def _concat(self, path, parts, *, consume):
         await self.ready()

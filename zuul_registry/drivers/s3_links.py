@@ -173,17 +173,18 @@ def new_id():
     return secrets.token_hex(16)
 
 
-async def write(driver, path, buffer, rest, *, exclusive):
-    """Write `buffer`, then what the iterator `rest` yields (None:
-    nothing), as a data object and link `path` to it; the size."""
+async def write(driver, path, held, rest, *, exclusive):
+    """Write `held` (s3_multipart.Pieces), then what the iterator `rest`
+    yields (None: nothing), as a data object and link `path` to it; the
+    size."""
     data_id = new_id()
     key = data_key(driver, data_id)
     try:
         if rest is None:
-            await driver.put_object(key, bytes(buffer))
-            size = len(buffer)
+            size = held.size
+            await driver.put_object(key, held.take())
         else:
-            size = await s3_multipart.write(driver, key, buffer, rest,
+            size = await s3_multipart.write(driver, key, held, rest,
                                             exclusive=False)
         await publish(driver, path, [Segment(data_id, size)],
                       exclusive=exclusive)

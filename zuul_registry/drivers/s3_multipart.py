@@ -8,6 +8,7 @@ at most 5 GiB, and 10,000 parts at most.
 """
 
 import asyncio
+import collections
 import logging
 
 from zuul_registry.drivers import base
@@ -127,21 +128,55 @@ async def gather(tasks):
         raise
 
 
+class Pieces:
+    """Chunks held until they make a part, joined once when taken (a
+    bytearray grown chunk by chunk, then sliced, copied every byte three
+    times: a fifth of the registry's CPU in a push to S3)."""
+
+    def __init__(self):
+        self._pieces = collections.deque()
+        self.size = 0
+
+    def add(self, chunk):
+        if chunk:
+            if not isinstance(chunk, bytes):
+                chunk = bytes(chunk)   # the writer may reuse its buffer
+            self._pieces.append(chunk)
+            self.size += len(chunk)
+
+    def take(self, size=None):
+        """The first `size` bytes (None: all) as one bytes object."""
+        need = self.size if size is None else min(size, self.size)
+        taken = []
+        self.size -= need
+        while need:
+            piece = self._pieces[0]
+            if len(piece) <= need:
+                taken.append(self._pieces.popleft())
+                need -= len(piece)
+            else:
+                view = memoryview(piece)
+                taken.append(view[:need])
+                self._pieces[0] = view[need:]
+                need = 0
+        return b''.join(taken)
+
+
 async def head_of(chunks, size):
-    """Read `chunks` until at least `size` bytes are buffered: the
-    buffer, and the iterator of the rest (None: the chunks ended first)."""
+    """Read `chunks` until at least `size` bytes are held: the Pieces,
+    and the iterator of the rest (None: the chunks ended first)."""
     iterator = chunks.__aiter__()
-    buffer = bytearray()
+    held = Pieces()
     async for chunk in iterator:
-        buffer += chunk
-        if len(buffer) >= size:
-            return buffer, iterator
-    return buffer, None
+        held.add(chunk)
+        if held.size >= size:
+            return held, iterator
+    return held, None
 
 
-async def write(driver, key, buffer, iterator, *, exclusive):
-    """Stream `buffer` (at least `part_size` bytes), then what `iterator`
-    yields, into `key` as a multipart upload with a few parts in flight.
+async def write(driver, key, held, iterator, *, exclusive):
+    """Stream `held` (Pieces of at least `part_size` bytes), then what
+    `iterator` yields, into `key` as a multipart upload with a few parts in flight.
     Returns the size."""
     part_size = driver.part_size
     upload = Upload(driver, key)
@@ -168,17 +203,16 @@ async def write(driver, key, buffer, iterator, *, exclusive):
     try:
         await upload.start()
         while True:
-            while len(buffer) >= part_size:
+            while held.size >= part_size:
                 size += part_size
-                await flush(bytes(buffer[:part_size]))
-                del buffer[:part_size]
+                await flush(held.take(part_size))
             try:
-                buffer += await iterator.__anext__()
+                held.add(await iterator.__anext__())
             except StopAsyncIteration:
                 break
-        if buffer or not tasks:
-            size += len(buffer)
-            await flush(bytes(buffer))
+        if held.size or not tasks:
+            size += held.size
+            await flush(held.take())
         etags = await asyncio.gather(*tasks)
         await upload.complete(etags, exclusive=exclusive and
                               driver.conditional_complete)
