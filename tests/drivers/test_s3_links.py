@@ -68,6 +68,17 @@ async def test_completing_large_chunks_copies_no_byte_of_them(make):
     assert await driver.get('ns/blob') == whole
 
 
+async def test_a_read_of_a_link_asks_for_it_once(make):
+    driver = make()
+    data = blob(6 * MIB, 15)
+    await driver.write('ns/a', chunks_of(data))
+    seen = record_requests(driver)
+    assert await driver.get('ns/a') == data
+    # The link's answer is read whole: no second request, no HEAD.
+    assert [(name, params['Key'].split('/')[0]) for name, params in seen] \
+        == [('GetObject', 'ns'), ('GetObject', '.zr-data')]
+
+
 async def test_a_move_of_a_link_is_a_new_link(make):
     driver = make()
     data = blob(6 * MIB, 4)

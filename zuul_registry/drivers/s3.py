@@ -323,6 +323,7 @@ class S3Driver(base.Driver):
             linked = s3_links.is_link(head)
         else:
             linked = False
+        segments = None
         if not linked:
             pieces = self.client.get_stream(
                 self.bucket, key, start=offset,
@@ -332,13 +333,14 @@ class S3Driver(base.Driver):
                 async for piece in pieces:
                     yield piece
                 return
-            except s3_links.IsLink:
-                pass   # found one after all: read it as one below
+            except s3_links.IsLink as found:
+                segments = found.segments   # read it as a link below
             except base.ObjectNotFound:
                 raise base.ObjectNotFound(path) from None
             finally:
                 await pieces.aclose()
-        segments = await s3_links.segments_of(self, key)
+        if segments is None:
+            segments = await s3_links.segments_of(self, key)
         if segments is None:
             raise base.ObjectNotFound(path)
         async for piece in s3_links.read(self, path, segments,
@@ -350,7 +352,10 @@ class S3Driver(base.Driver):
         if not self.redirect:
             return None
         key = self.key(path)
-        segments = await s3_links.segments_of(self, key)
+        head = await self.head(key)
+        # A plain object is presigned as it is, without reading it.
+        segments = None if head is None or not s3_links.is_link(head) \
+            else await s3_links.segments_of(self, key)
         if segments is not None:
             if len(segments) != 1:
                 return None   # a join of several objects: streamed

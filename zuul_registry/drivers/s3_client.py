@@ -165,8 +165,8 @@ class S3Client:
 
         A missing object raises ObjectNotFound, as does one whose ETag is
         no longer `etag` (if given); a start at or past the end yields
-        nothing.  `check`, if given, is called with the first answer
-        before any byte is yielded; what it raises ends the stream.
+        nothing.  `check`, if given, is called in the pool with the first
+        answer before any byte is yielded; what it raises ends the stream.
         """
         position, resumed = start, 0
         while end is None or position < end:
@@ -192,7 +192,8 @@ class S3Client:
             body = response['Body']
             if check is not None:
                 try:
-                    check(response)
+                    # In the pool: it may read the (small) body.
+                    await self.run(check, response)
                 except BaseException:
                     body.close()
                     raise

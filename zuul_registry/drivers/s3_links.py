@@ -71,7 +71,11 @@ COLLECT_PARALLEL = 8
 
 
 class IsLink(Exception):
-    """A read found a link where it expected the bytes."""
+    """A read found a link where it expected the bytes: its segments."""
+
+    def __init__(self, segments):
+        super().__init__()
+        self.segments = segments
 
 
 class Withdrawn(base.ObjectNotFound):
@@ -96,9 +100,19 @@ def size_of(head):
 
 
 def refuse_link(response):
-    """get_stream's check: a link raises IsLink."""
+    """get_stream's check (blocking): a link raises IsLink, its body read
+    to the end, which keeps the connection for the next request."""
     if is_link(response):
-        raise IsLink()
+        raise IsLink(_parse(response['Body'].read()))
+
+
+def _parse(body):
+    try:
+        record = json.loads(body)
+        return [Segment(data_id, size)
+                for data_id, size in record['segments']]
+    except (ValueError, KeyError, TypeError):
+        raise S3Error('a link without a readable body') from None
 
 
 def data_root(driver, data_id):
@@ -130,12 +144,9 @@ async def segments_of(driver, key):
     try:
         if not is_link(response):
             return None
-        record = json.loads(await driver.client.run(body.read))
-    except ValueError:
-        raise S3Error('%s: a link without a readable body' % key) from None
+        return _parse(await driver.client.run(body.read))
     finally:
         body.close()
-    return [Segment(data_id, size) for data_id, size in record['segments']]
 
 
 async def read(driver, path, segments, *, offset, length, chunk_size):
