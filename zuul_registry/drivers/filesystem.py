@@ -25,7 +25,8 @@ import stat
 import uuid
 
 from zuul_registry.drivers import (
-    base, filesystem_append, filesystem_reads, filesystem_scratch)
+    base, filesystem_append, filesystem_reads, filesystem_scratch,
+    filesystem_writeback)
 
 log = logging.getLogger('zuul_registry.drivers.filesystem')
 
@@ -102,11 +103,12 @@ class FilesystemDriver(base.Driver):
     async def _write(self, path, chunks, *, exclusive, frozen=False):
         full = self._full(path)
         tmp = self._new_tmp()
-        f = await self._run(open, tmp, 'wb')
+        f = await self._run(open, tmp, 'wb', 0)
+        writeback = filesystem_writeback.Writeback(f.fileno())
         try:
             size = 0
             async for chunk in chunks:
-                await self._run(f.write, chunk)
+                await self._run(self._write_chunk, f, writeback, chunk)
                 size += len(chunk)
                 del chunk   # not held while the next one arrives
             await self._run(self._sync, f)
@@ -125,9 +127,10 @@ class FilesystemDriver(base.Driver):
         fd = await self._run(filesystem_append.start, self._full(path),
                              offset)
         size, stored = offset, False
+        writeback = filesystem_writeback.Writeback(fd, offset)
         try:
             async for chunk in chunks:
-                await self._run(filesystem_append.write, fd, chunk)
+                await self._run(self._append_chunk, fd, writeback, chunk)
                 size += len(chunk)
                 del chunk
             stored = True
@@ -267,6 +270,16 @@ class FilesystemDriver(base.Driver):
             return []
 
     # -- helpers ----------------------------------------------------------
+
+    @staticmethod
+    def _write_chunk(f, writeback, chunk):
+        filesystem_append.write(f.fileno(), chunk)
+        writeback.wrote(len(chunk))
+
+    @staticmethod
+    def _append_chunk(fd, writeback, chunk):
+        filesystem_append.write(fd, chunk)
+        writeback.wrote(len(chunk))
 
     def _sync(self, f):
         if self.fsync:
