@@ -46,7 +46,9 @@ code, while looking at what the run could miss).
 
 The Swift variant runs the same workload on one container of the test
 Swift (tests/drivers/swift_server): two ``serve`` processes and the two
-prune loops with ``storage: driver: swift``.  Swift sets an object's
+prune loops with ``storage: driver: swift``; the S3 variants the same on
+a bucket of the test Ceph RGW and SeaweedFS, every chunk written as data
+behind a link (``link-size: 1``).  Swift (and S3) sets an object's
 time itself, so the bases cannot be aged; they are pushed and then left
 alone for longer than the loops' `expiration` (SWIFT_EXPIRATION, a
 little longer than the workload) before the workload starts.  The bases
@@ -83,7 +85,7 @@ import yaml
 from tests.clients import swift_cluster
 from tests.clients.prune_workload import OCI_MANIFEST, Registry, age, \
     digest_of, push_bases
-from tests.drivers import swift_server
+from tests.drivers import s3_fixtures, s3_server, swift_server
 from tests.server_process import REPO_ROOT, ServerProcess
 
 GRACE = 3            # seconds a quarantined blob waits before a purge
@@ -179,8 +181,34 @@ def test_acknowledged_images_survive_online_prune(tmp_path, namespaced):
 
 
 def test_acknowledged_images_survive_online_prune_on_swift(tmp_path):
-    storage = swift_cluster.registry_config(
-        swift_server.new_container())['storage']
+    _online_stamped(tmp_path, swift_cluster.registry_config(
+        swift_server.new_container())['storage'])
+
+
+@pytest.mark.parametrize('kind', s3_fixtures.KINDS)
+def test_acknowledged_images_survive_online_prune_on_s3(tmp_path, kind):
+    # Every chunk of a byte or more is data behind a link (s3_links), so
+    # that completions, quarantine moves, purges and deletions all take
+    # and free links while the prunes collect what no link names.
+    server = s3_server.server(kind)
+    bucket = s3_server.new_bucket(kind)
+    storage = {'driver': 's3', 'endpoint': server.endpoint,
+               'region': server.region, 'bucket': bucket,
+               'access-key': server.access_key,
+               'secret-key': server.secret_key, 'link-size': 1}
+    _online_stamped(tmp_path, storage)
+    client = server.client()
+    try:
+        listed = client.list_objects_v2(Bucket=bucket, Prefix='.zr-data/',
+                                        MaxKeys=1)
+    finally:
+        client.close()
+    assert listed.get('KeyCount'), 'no data object: links were not used'
+
+
+def _online_stamped(tmp_path, storage):
+    """The workload on `storage`, which stamps objects itself (Swift,
+    S3): the bases cannot be aged, they wait (see the docstring)."""
     servers = [ServerProcess(tmp_path / name, registry={'storage': storage},
                              debug=DEBUG)
                for name in ('one', 'two')]
@@ -190,8 +218,8 @@ def test_acknowledged_images_survive_online_prune_on_swift(tmp_path):
         'storage': storage, 'expiration': EXPIRATION})
 
     async def prepare_bases(registry, start_loops):
-        # Swift stamps objects itself: wait until the bases are past the
-        # loops' expiration; the cold ones (the second half of
+        # The storage stamps objects itself: wait until the bases are
+        # past the loops' expiration; the cold ones (the second half of
         # registry.bases, see Registry.usable_bases) come first.
         half = len(BASES_PLAIN) // 2
         await push_bases(registry, BASES_PLAIN[half:])

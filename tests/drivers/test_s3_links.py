@@ -105,6 +105,21 @@ async def test_deleting_a_link_deletes_the_data_no_other_link_names(make):
     assert bucket_keys(driver) == []
 
 
+async def test_a_link_written_over_another_frees_its_data(make):
+    driver = make()
+    await driver.write('ns/a', chunks_of(blob(6 * MIB, 16)))
+    [first] = data_ids(driver)
+    await driver.write('ns/b', chunks_of(blob(6 * MIB, 17)))
+    await driver.concat('ns/c', ['ns/a'])        # shares first
+    second = blob(6 * MIB, 18)
+    await driver.write('ns/a', chunks_of(second))  # first: still in ns/c
+    assert first in data_ids(driver) and len(data_ids(driver)) == 3
+    await driver.move('ns/b', 'ns/c')            # first: named by nobody
+    assert first not in data_ids(driver) and len(data_ids(driver)) == 2
+    assert await driver.get('ns/a') == second
+    assert await driver.collect_leftovers(before=time.time() + 60) == []
+
+
 async def test_a_concat_of_many_small_parts_with_a_link_is_copied(
         make, monkeypatch):
     monkeypatch.setattr(s3_links, 'MAX_SMALL_COPIES', 1)

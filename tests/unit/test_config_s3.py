@@ -130,3 +130,14 @@ def test_redirect_belongs_to_s3_only(tmp_path):
             'redirect': True}}}, environ={})
     [problem] = raised.value.problems
     assert problem.startswith('registry.storage.redirect: ')
+
+
+def test_link_size_is_the_drivers_unless_set():
+    assert storage(endpoint=ENDPOINT).link_size is None
+    assert storage(endpoint=ENDPOINT, **{'link-size': 1}).link_size == 1
+    for wrong in (0, 8 * 1024 * 1024 + 1):
+        [problem] = problems(endpoint=ENDPOINT, **{'link-size': wrong})
+        assert problem == 'registry.storage.link-size: must be a number ' \
+            'of bytes from 1 to 8388608 (8 MiB)'
+    [problem] = problems(endpoint=ENDPOINT, **{'link-size': 'big'})
+    assert problem.startswith('registry.storage.link-size: must be an ')

@@ -49,6 +49,7 @@ class StorageConfig:
     secret_key: Optional[str] = dataclasses.field(default=None, repr=False)
     ca: Optional[str] = None              # PEM file trusted for endpoint
     redirect: bool = False                # blob GETs sent to presigned URLs
+    link_size: Optional[int] = None       # None: the driver's part size
 
 
 @dataclass(frozen=True)

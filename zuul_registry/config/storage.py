@@ -33,6 +33,10 @@ _S3_BUCKET = _scalar(
 _S3_PREFIX = _scalar(
     str, lambda value: 0 < len(value) <= 512 and not value.startswith('/'),
     'must be 1 to 512 characters, not starting with "/"')
+# The driver's part size: a larger link size would change nothing.
+_S3_LINK_SIZE = _scalar(
+    int, lambda value: 1 <= value <= 8 * 1024 * 1024,
+    'must be a number of bytes from 1 to 8388608 (8 MiB)')
 _DRIVER_FIELDS = {
     'filesystem': {'root': _Field('root', _directory, required=True)},
     's3': {
@@ -44,6 +48,7 @@ _DRIVER_FIELDS = {
         'secret-key': _Field('secret_key', _string),
         'ca': _Field('ca', _file),
         'redirect': _Field('redirect', _boolean),
+        'link-size': _Field('link_size', _S3_LINK_SIZE),
     },
     'swift': {
         'container': _Field('container', _SWIFT_CONTAINER, required=True),

@@ -127,7 +127,7 @@ class S3Driver(base.Driver):
                    endpoint=storage.endpoint, region=storage.region,
                    access_key=storage.access_key,
                    secret_key=storage.secret_key, ca=storage.ca,
-                   redirect=storage.redirect)
+                   redirect=storage.redirect, link_size=storage.link_size)
 
     async def open(self):
         try:
