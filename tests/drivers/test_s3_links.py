@@ -105,19 +105,35 @@ async def test_deleting_a_link_deletes_the_data_no_other_link_names(make):
     assert bucket_keys(driver) == []
 
 
-async def test_a_link_written_over_another_frees_its_data(make):
+async def test_a_read_of_a_link_replaced_meanwhile_reads_the_new_one(
+        make, monkeypatch):
+    # A reader reads the link, then the path is written again and the
+    # old data collected, before the reader's first GET of the data.
     driver = make()
     await driver.write('ns/a', chunks_of(blob(6 * MIB, 16)))
-    [first] = data_ids(driver)
-    await driver.write('ns/b', chunks_of(blob(6 * MIB, 17)))
-    await driver.concat('ns/c', ['ns/a'])        # shares first
-    second = blob(6 * MIB, 18)
-    await driver.write('ns/a', chunks_of(second))  # first: still in ns/c
-    assert first in data_ids(driver) and len(data_ids(driver)) == 3
-    await driver.move('ns/b', 'ns/c')            # first: named by nobody
-    assert first not in data_ids(driver) and len(data_ids(driver)) == 2
-    assert await driver.get('ns/a') == second
-    assert await driver.collect_leftovers(before=time.time() + 60) == []
+    second = blob(6 * MIB, 16)
+    real, calls = s3_links.read, []
+    started, release = asyncio.Event(), asyncio.Event()
+
+    async def held(*args, **kwargs):   # read: an async generator
+        calls.append(args)
+        if len(calls) == 1:
+            started.set()
+            await release.wait()
+        async for piece in real(*args, **kwargs):
+            yield piece
+    monkeypatch.setattr(s3_links, 'read', held)
+    reading = asyncio.ensure_future(driver.get('ns/a'))
+    await started.wait()
+    await driver.write('ns/a', chunks_of(second))
+    # The replaced data stays for collection: a reader may still need it.
+    assert len(data_ids(driver)) == 2
+    assert len(await driver.collect_leftovers(
+        before=time.time() + 60)) == 1
+    release.set()
+    assert await reading == second
+    assert len(calls) == 2     # the old segments, then the new ones
+    assert len(data_ids(driver)) == 1
 
 
 async def test_a_concat_of_many_small_parts_with_a_link_is_copied(

@@ -341,12 +341,25 @@ class S3Driver(base.Driver):
                 await pieces.aclose()
         if segments is None:
             segments = await s3_links.segments_of(self, key)
-        if segments is None:
-            raise base.ObjectNotFound(path)
-        async for piece in s3_links.read(self, path, segments,
-                                         offset=offset, length=length,
-                                         chunk_size=chunk_size):
-            yield piece
+        while True:
+            if segments is None:
+                raise base.ObjectNotFound(path)
+            started = False
+            try:
+                async for piece in s3_links.read(
+                        self, path, segments, offset=offset, length=length,
+                        chunk_size=chunk_size):
+                    started = True
+                    yield piece
+                return
+            except base.ObjectNotFound:
+                # The link replaced (a blob pushed again) and its old
+                # data collected since we read it: read the new one.
+                replaced = None if started else \
+                    await s3_links.segments_of(self, key)
+                if replaced is None or replaced == segments:
+                    raise
+                segments = replaced
 
     async def _download_url(self, path):
         if not self.redirect:

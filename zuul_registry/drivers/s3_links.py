@@ -208,11 +208,13 @@ async def write(driver, path, held, rest, *, exclusive):
 
 async def publish(driver, path, segments, *, exclusive=False):
     """Make `path` a link to `segments`: hints, link, then the check
-    against collection (Withdrawn if it took the data meanwhile).  The
-    data of a link it replaces goes if no other link names it."""
+    against collection (Withdrawn if it took the data meanwhile).
+
+    The data of a link it replaces is left to `collect`: a reader may
+    have just read that link (a blob pushed again) and be streaming its
+    data."""
     key = driver.key(path)
     ids = list(dict.fromkeys(segment.id for segment in segments))
-    replaced = [] if exclusive else await segments_of(driver, key) or []
     await asyncio.gather(*[driver.put_object(
         _owner_key(driver, data_id, path), path.encode()) for data_id in ids])
     body = json.dumps({'segments': [list(segment) for segment in segments]})
@@ -223,8 +225,6 @@ async def publish(driver, path, segments, *, exclusive=False):
     entries = await asyncio.gather(*[_entries(driver, data_id)
                                      for data_id in ids])
     if all('data' in found and DOOMED not in found for found in entries):
-        await _examine_all(driver, dict.fromkeys(
-            segment.id for segment in replaced if segment.id not in ids))
         return
     if await segments_of(driver, key) == segments:
         await driver.delete_keys([key])
