@@ -13,12 +13,16 @@ copied.  Small parts among them are copied into data objects of their
 own first; with too many of those, the caller copies as before
 (s3_concat).
 
-Deleting a link deletes the data objects no other link names.  What a
-crash leaves (data whose link was never written, or whose deletion was
-cut short) is removed by `collect` (the driver's `collect_leftovers`,
-run by prune) once older than its cut-off.  To find the links that may name a
-data object without reading every link, each link writer first leaves
-an *owner hint* next to the data, ``.zr-data/<id>/owner-<hash>``,
+Deleting a link deletes the data objects no other link names.  The
+data of a link written over (a blob pushed again) is not touched then:
+a reader may have read the old link a moment before.  That data, and
+what a crash leaves (data whose link was never written, or whose
+deletion was cut short), is removed by `collect` (the driver's
+`collect_leftovers`, run by prune) once older than its cut-off.  A read
+whose data is gone before its first byte reads the link again.
+
+To find the links that may name a data object without reading every
+link, each link writer first leaves an *owner hint* next to the data, ``.zr-data/<id>/owner-<hash>``,
 holding the link's path.  Hints are never removed while the data lives:
 a path can name the data again later (a blob quarantined and restored).
 
