@@ -9,12 +9,9 @@ KINDS = ('ceph', 'seaweedfs')
 # What the driver's probes find on each server (test_s3 checks it), given
 # to the drivers of other tests to spare them the probes' requests.
 PROBED = {
-    # radosgw 16.2 ignores If-None-Match on CompleteMultipartUpload.
-    'ceph': dict(conditional_put=True, conditional_complete=False,
-                 empty_prefixes=False),
+    'ceph': dict(conditional_put=True, empty_prefixes=False),
     # SeaweedFS lists emptied directories until it removes them.
-    'seaweedfs': dict(conditional_put=True, conditional_complete=True,
-                      empty_prefixes=True),
+    'seaweedfs': dict(conditional_put=True, empty_prefixes=True),
 }
 
 

@@ -54,8 +54,7 @@ def blob(size, seed):
 
 
 async def test_the_probes_find_what_each_server_honours(make, kind):
-    driver = make(conditional_put=None, conditional_complete=None,
-                  empty_prefixes=None)
+    driver = make(conditional_put=None, empty_prefixes=None)
     await driver.open()
     assert {name: getattr(driver, name)
             for name in s3_fixtures.PROBED[kind]} == \
@@ -96,13 +95,13 @@ async def test_a_failing_large_write_leaves_no_upload_behind(make):
 @pytest.mark.parametrize('checked_by', ['server', 'driver'])
 async def test_of_two_large_exclusive_writes_exactly_one_wins(
         make, kind, checked_by):
-    # Where the server ignores If-None-Match on completion (radosgw
-    # 16.2), the driver checks; the SeaweedFS case runs both ways.
+    # Where the server ignores If-None-Match on PutObject, the driver
+    # checks; both servers honour it, so both run both ways.
     options = {}
     if checked_by == 'driver':
-        options = dict(conditional_complete=False)
-    elif not s3_fixtures.PROBED[kind]['conditional_complete']:
-        pytest.skip('%s does not check If-None-Match on completion' % kind)
+        options = dict(conditional_put=False)
+    elif not s3_fixtures.PROBED[kind]['conditional_put']:
+        pytest.skip('%s does not check If-None-Match' % kind)
     driver = make(**options)
     first, second = blob(6 * MIB, 1), blob(6 * MIB, 2)
     results = await asyncio.gather(

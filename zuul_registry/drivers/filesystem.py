@@ -108,7 +108,7 @@ class FilesystemDriver(base.Driver):
         try:
             size = 0
             async for chunk in chunks:
-                await self._run(self._write_chunk, f, writeback, chunk)
+                await self._run(writeback.write, chunk)
                 size += len(chunk)
                 del chunk   # not held while the next one arrives
             await self._run(self._sync, f)
@@ -130,7 +130,7 @@ class FilesystemDriver(base.Driver):
         writeback = filesystem_writeback.Writeback(fd, offset)
         try:
             async for chunk in chunks:
-                await self._run(self._append_chunk, fd, writeback, chunk)
+                await self._run(writeback.write, chunk)
                 size += len(chunk)
                 del chunk
             stored = True
@@ -270,16 +270,6 @@ class FilesystemDriver(base.Driver):
             return []
 
     # -- helpers ----------------------------------------------------------
-
-    @staticmethod
-    def _write_chunk(f, writeback, chunk):
-        filesystem_append.write(f.fileno(), chunk)
-        writeback.wrote(len(chunk))
-
-    @staticmethod
-    def _append_chunk(fd, writeback, chunk):
-        filesystem_append.write(fd, chunk)
-        writeback.wrote(len(chunk))
 
     def _sync(self, f):
         if self.fsync:

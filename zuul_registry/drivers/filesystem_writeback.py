@@ -19,6 +19,8 @@ only a hint, and the fsync is what makes a blob durable.
 import ctypes
 import ctypes.util
 
+from zuul_registry.drivers import filesystem_append
+
 SYNC_FILE_RANGE_WRITE = 2
 # Bytes written between two requests for writeback.
 STEP = 8 * 1024 * 1024
@@ -41,14 +43,17 @@ sync_file_range = _load()
 
 
 class Writeback:
-    """The writes to the file `fd` from `offset` on: `wrote` asks for the
-    writeback of every STEP bytes (blocking briefly at most: call it where
-    the write itself ran, off the event loop)."""
+    """Writes to the file `fd` from `offset` on (`write`, off the event
+    loop), asking for the writeback of every STEP bytes."""
 
     def __init__(self, fd, offset=0):
         self.fd = fd
         self.started = offset
         self.written = offset
+
+    def write(self, data):
+        filesystem_append.write(self.fd, data)
+        self.wrote(len(data))
 
     def wrote(self, count):
         self.written += count

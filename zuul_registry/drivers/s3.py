@@ -90,7 +90,7 @@ class S3Driver(base.Driver):
                  part_size=8 * _MIB, min_part_size=5 * _MIB,
                  max_copy_size=5 * 1024 * _MIB, parts_in_flight=2,
                  copies_in_flight=4, conditional_put=None,
-                 conditional_complete=None, empty_prefixes=None,
+                 empty_prefixes=None,
                  page_size=1000, redirect=False, link_size=None,
                  **client_options):
         self.bucket = bucket
@@ -108,10 +108,9 @@ class S3Driver(base.Driver):
         self.parts_in_flight = parts_in_flight
         self.copies_in_flight = copies_in_flight
         self.page_size = page_size
-        # Whether If-None-Match: * holds on PutObject and on
-        # CompleteMultipartUpload; None: find out (_probe_conditions).
+        # Whether If-None-Match: * holds on PutObject (of an object or
+        # a link: every exclusive write); None: find out (s3_probe).
         self.conditional_put = conditional_put
-        self.conditional_complete = conditional_complete
         # Whether delimiter listings name prefixes no object has any more
         # (SeaweedFS, until it removes its empty directories); None: find
         # out.
@@ -151,7 +150,7 @@ class S3Driver(base.Driver):
             log.info('Creating S3 bucket %s', self.bucket)
             await self.client.call('create_bucket', Bucket=self.bucket,
                                    **self._location())
-        if None in (self.conditional_put, self.conditional_complete):
+        if self.conditional_put is None:
             await s3_probe.conditions(self)
         if self.empty_prefixes is None:
             await s3_probe.prefixes(self)

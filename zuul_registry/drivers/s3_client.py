@@ -82,6 +82,11 @@ def _count_nothing(count):
     """The `on_retry` of a client whose retries nobody counts."""
 
 
+def _checked_read(check, response, size):
+    check(response)
+    return response['Body'].read(size)
+
+
 def _retry_attempts(response):
     """How many times botocore sent the request of `response` again."""
     try:
@@ -166,7 +171,8 @@ class S3Client:
         A missing object raises ObjectNotFound, as does one whose ETag is
         no longer `etag` (if given); a start at or past the end yields
         nothing.  `check`, if given, is called in the pool with the first
-        answer before any byte is yielded; what it raises ends the stream.
+        answer before any byte is read; what it raises (but a broken
+        connection) ends the stream.
         """
         position, resumed = start, 0
         while end is None or position < end:
@@ -190,17 +196,15 @@ class S3Client:
                 raise S3Error('GET %s: %s' % (key, describe(e))) from None
             etag = etag or response.get('ETag')
             body = response['Body']
-            if check is not None:
-                try:
-                    # In the pool: it may read the (small) body.
-                    await self.run(check, response)
-                except BaseException:
-                    body.close()
-                    raise
-                check = None
             try:
                 while True:
-                    piece = await self.run(body.read, chunk_size)
+                    if check is None:
+                        piece = await self.run(body.read, chunk_size)
+                    else:
+                        # With the first read: no extra trip to the pool.
+                        piece = await self.run(_checked_read, check,
+                                               response, chunk_size)
+                        check = None
                     if not piece:
                         return
                     position += len(piece)

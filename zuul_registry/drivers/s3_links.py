@@ -134,9 +134,9 @@ def _owner_key(driver, data_id, path):
 
 # -- reading links ------------------------------------------------------------
 
-async def segments_of(driver, key):
-    """The segments of the link `key`; None if `key` is missing or holds
-    bytes of its own."""
+async def _get_small(driver, key, *, wanted=None):
+    """The body of the small object `key`; None if it is missing, or if
+    `wanted` refuses its answer (the body then unread)."""
     try:
         response = await driver.client.call('get_object', Bucket=driver.bucket,
                                             Key=key)
@@ -146,11 +146,18 @@ async def segments_of(driver, key):
         raise S3Error('GetObject %s: %s' % (key, describe(e))) from None
     body = response['Body']
     try:
-        if not is_link(response):
+        if wanted is not None and not wanted(response):
             return None
-        return _parse(await driver.client.run(body.read))
+        return await driver.client.run(body.read)
     finally:
         body.close()
+
+
+async def segments_of(driver, key):
+    """The segments of the link `key`; None if `key` is missing or holds
+    bytes of its own."""
+    body = await _get_small(driver, key, wanted=is_link)
+    return None if body is None else _parse(body)
 
 
 async def read(driver, path, segments, *, offset, length, chunk_size):
@@ -199,8 +206,7 @@ async def write(driver, path, held, rest, *, exclusive):
             size = held.size
             await driver.put_object(key, held.take())
         else:
-            size = await s3_multipart.write(driver, key, held, rest,
-                                            exclusive=False)
+            size = await s3_multipart.write(driver, key, held, rest)
         await publish(driver, path, [Segment(data_id, size)],
                       exclusive=exclusive)
     except BaseException:
@@ -343,16 +349,10 @@ async def _forget(driver, data_id):
 async def _named(driver, data_id, owners):
     """Whether a link at one of the hinted paths names the data."""
     async def names(owner):
-        key = data_root(driver, data_id) + owner
-        try:
-            response = await driver.client.call(
-                'get_object', Bucket=driver.bucket, Key=key)
-            path = (await driver.client.run(response['Body'].read)).decode()
-        except Exception as e:
-            if is_not_found(e):
-                return False
-            raise S3Error('GetObject %s: %s' % (key, describe(e))) from None
-        segments = await segments_of(driver, driver.key(path))
+        path = await _get_small(driver, data_root(driver, data_id) + owner)
+        if path is None:
+            return False
+        segments = await segments_of(driver, driver.key(path.decode()))
         return any(segment.id == data_id for segment in segments or ())
     return any(await asyncio.gather(*[names(owner) for owner in owners]))
 

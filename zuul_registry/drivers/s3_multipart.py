@@ -66,32 +66,23 @@ class Upload:
             raise source_error(source.key, e) from None
         return response['CopyPartResult']['ETag']
 
-    async def complete(self, etags, *, exclusive=False):
-        """Publish the object from the parts' `etags`, in order.
-
-        With `exclusive` (the server checks If-None-Match), AlreadyExists
-        if the key exists.  The ETag of the answer is not used: radosgw
-        16.2 sends it empty.
+    async def complete(self, etags):
+        """Publish the object from the parts' `etags`, in order.  The
+        ETag of the answer is not used: radosgw 16.2 sends it empty.
         """
-        kwargs = {}
-        if exclusive:
-            kwargs['IfNoneMatch'] = '*'
         try:
             await self.client.call(
                 'complete_multipart_upload', Bucket=self.bucket,
                 Key=self.key, UploadId=self.upload_id,
                 MultipartUpload={'Parts': [
                     {'PartNumber': number, 'ETag': etag}
-                    for number, etag in enumerate(etags, 1)]}, **kwargs)
+                    for number, etag in enumerate(etags, 1)]})
         except Exception as e:
             # A retry of a completion whose answer was lost finds the
-            # upload gone (404) or, exclusive, the object there (412):
-            # ours if it carries our token.
-            if status_of(e) in (404, 412) and \
+            # upload gone (404): ours if the object carries our token.
+            if status_of(e) == 404 and \
                     await self.driver.writer_of(self.key) == self.token:
                 return
-            if status_of(e) == 412:
-                raise base.AlreadyExists(self.key) from None
             raise S3Error('CompleteMultipartUpload %s: %s'
                           % (self.key, describe(e))) from None
 
@@ -174,10 +165,11 @@ async def head_of(chunks, size):
     return held, None
 
 
-async def write(driver, key, held, iterator, *, exclusive):
+async def write(driver, key, held, iterator):
     """Stream `held` (Pieces of at least `part_size` bytes), then what
-    `iterator` yields, into `key` as a multipart upload with a few parts in flight.
-    Returns the size."""
+    `iterator` yields, into `key` as a multipart upload with a few parts
+    in flight.  Returns the size.  (Exclusive writes go through the link
+    that names the object: s3_links.)"""
     part_size = driver.part_size
     upload = Upload(driver, key)
     in_flight = asyncio.Semaphore(driver.parts_in_flight)
@@ -214,8 +206,7 @@ async def write(driver, key, held, iterator, *, exclusive):
             size += held.size
             await flush(held.take())
         etags = await asyncio.gather(*tasks)
-        await upload.complete(etags, exclusive=exclusive and
-                              driver.conditional_complete)
+        await upload.complete(etags)
     except BaseException:
         for task in tasks:
             task.cancel()

@@ -4,8 +4,8 @@ Servers differ where the driver's guarantees depend on them, so it asks
 with a few requests on keys under ``.zuul-registry-probe/`` (paths never
 start with ".", so no object's):
 
-* whether ``If-None-Match: *`` makes PutObject and CompleteMultipartUpload
-  refuse an existing key (SeaweedFS: both; radosgw 16.2: PutObject only);
+* whether ``If-None-Match: *`` makes PutObject refuse an existing key
+  (SeaweedFS and radosgw 16.2 do);
 * whether a delimiter listing still names a sub-tree whose objects are all
   deleted (SeaweedFS does until it removes the empty directory): then the
   driver checks each sub-tree it lists.
@@ -13,7 +13,6 @@ start with ".", so no object's):
 
 import logging
 
-from zuul_registry.drivers import s3_multipart
 from zuul_registry.drivers.s3_client import status_of
 
 log = logging.getLogger('zuul_registry.drivers.s3')
@@ -45,23 +44,10 @@ async def conditions(driver):
         driver.conditional_put = await _refused(
             call('put_object', Bucket=driver.bucket, Key=key, Body=b'',
                  IfNoneMatch='*'))
-        upload = s3_multipart.Upload(driver, key)
-        await upload.start()
-        try:
-            etag = await upload.upload(1, b'x')
-            driver.conditional_complete = await _refused(call(
-                'complete_multipart_upload', Bucket=driver.bucket, Key=key,
-                UploadId=upload.upload_id, IfNoneMatch='*',
-                MultipartUpload={'Parts': [{'PartNumber': 1,
-                                            'ETag': etag}]}))
-        finally:
-            if driver.conditional_complete is not False:
-                await upload.abort()   # not completed: still there
     finally:
         await call('delete_object', Bucket=driver.bucket, Key=key)
-    log.debug('S3 bucket %s: If-None-Match honoured on PutObject: %s, '
-              'on CompleteMultipartUpload: %s', driver.bucket,
-              driver.conditional_put, driver.conditional_complete)
+    log.debug('S3 bucket %s: If-None-Match honoured on PutObject: %s',
+              driver.bucket, driver.conditional_put)
 
 
 async def _refused(request):
