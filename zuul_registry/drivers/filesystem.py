@@ -11,7 +11,8 @@ process left behind is removed at startup and by `collect_leftovers`,
 at once; that of live processes sharing the root only when an hour old
 (filesystem_scratch tells them apart).
 Blocking calls run in the driver's own thread pool, except reads the
-page cache can answer at once (filesystem_reads).
+page cache can answer at once (filesystem_reads).  A large file replaced
+is freed in that pool afterwards (filesystem_release).
 """
 
 import asyncio
@@ -25,8 +26,8 @@ import stat
 import uuid
 
 from zuul_registry.drivers import (
-    base, filesystem_append, filesystem_reads, filesystem_scratch,
-    filesystem_writeback)
+    base, filesystem_append, filesystem_reads, filesystem_release,
+    filesystem_scratch, filesystem_writeback)
 
 log = logging.getLogger('zuul_registry.drivers.filesystem')
 
@@ -46,6 +47,8 @@ class FilesystemDriver(base.Driver):
         self._pool = concurrent.futures.ThreadPoolExecutor(
             max_workers=threads, thread_name_prefix='fs-driver')
         self._reads = filesystem_reads.CachedReads(self._run)
+        self._release = filesystem_release.Release(self._new_tmp,
+                                                   self._pool.submit)
 
     def _run(self, func, *args):
         loop = asyncio.get_running_loop()
@@ -276,8 +279,7 @@ class FilesystemDriver(base.Driver):
             f.flush()
             os.fsync(f.fileno())
 
-    @staticmethod
-    def _publish(tmp, full, exclusive):
+    def _publish(self, tmp, full, exclusive):
         # A concurrent delete may remove a parent as we make it; retry.
         for attempt in range(5):
             try:
@@ -293,13 +295,21 @@ class FilesystemDriver(base.Driver):
                 if exclusive:
                     os.link(tmp, full)
                 else:
-                    os.replace(tmp, full)
+                    self._replace(tmp, full)
                 return
             except FileExistsError:
                 raise base.AlreadyExists(full) from None
             except FileNotFoundError:
                 if attempt == 4 or not os.path.exists(tmp):
                     raise
+
+    def _replace(self, tmp, full):
+        # Whatever `full` held is freed later, not in this rename.
+        aside = self._release.set_aside(full)
+        try:
+            os.replace(tmp, full)
+        finally:
+            self._release.free(aside)
 
 
 def _copy(source, out):
@@ -312,8 +322,4 @@ def _copy(source, out):
         shutil.copyfileobj(source, out, 1024 * 1024)
 
 
-def _unlink_quietly(name):
-    try:
-        os.unlink(name)
-    except FileNotFoundError:
-        pass
+_unlink_quietly = filesystem_release.unlink_quietly
