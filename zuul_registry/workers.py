@@ -1,13 +1,12 @@
 """The supervisor of N serving processes (`workers: N`, or `auto`).
 
-The supervisor binds the listening sockets and forks one worker per slot;
-it never serves a request itself. Each slot has its own SO_REUSEPORT
-socket per listen address, so the kernel spreads new connections across
-the slots. The supervisor keeps every socket open, also while a slot's
-worker is dead: connections the kernel hashed to that slot wait in its
-backlog until the replacement accepts them, instead of being reset. A
-worker closes the sockets of the other slots, so each socket is accepted
-from by exactly one process.
+The supervisor binds one listening socket per listen address and forks
+one worker per slot; it never serves a request itself. The workers all
+accept from those sockets, sharing new connections out evenly: one
+holding more connections than another leaves the next to it (balance.py).
+The supervisor keeps the sockets open, also while workers are dead:
+connections wait in the backlog until a worker accepts them, instead of
+being reset.
 
 - A worker that dies is logged with its exit status and replaced. A slot
   is restarted at most once a second; while its workers keep dying
@@ -49,6 +48,8 @@ import sys
 import tempfile
 import time
 
+from zuul_registry import balance
+
 log = logging.getLogger('zuul_registry.workers')
 
 #: Seconds a stopping worker lets requests in flight finish.
@@ -79,14 +80,10 @@ def worker_count(setting):
     return cpu_count() if setting == 'auto' else setting
 
 
-def bind_sockets(hosts, port, count):
-    """For each of `count` slots, a listening SO_REUSEPORT socket per
-    address of `hosts` (a host or a list, as cli.listen_hosts says).
-
-    A probe without SO_REUSEPORT is bound first, so that a port already
-    in use (even by another server using SO_REUSEPORT) is an error rather
-    than silently shared.
-    """
+def bind_sockets(hosts, port):
+    """A listening socket per address of `hosts` (a host or a list, as
+    cli.listen_hosts says).  Without SO_REUSEPORT: a port already in use,
+    even by a server using SO_REUSEPORT, is an error, never shared."""
     if isinstance(hosts, str):
         hosts = [hosts]
     addresses = {}
@@ -96,30 +93,21 @@ def bind_sockets(hosts, port, count):
                 flags=socket.AI_PASSIVE):
             addresses.setdefault((family, address), (family, kind, proto,
                                                      address))
-    addresses = list(addresses.values())
-    for family, kind, proto, address in addresses:
-        with _socket(family, kind, proto, reuse_port=False) as probe:
-            probe.bind(address)
-    slots = []
+    sockets = []
     try:
-        for _ in range(count):
-            slots.append([])
-            for family, kind, proto, address in addresses:
-                sock = _socket(family, kind, proto, reuse_port=True)
-                slots[-1].append(sock)
-                sock.bind(address)
-                sock.listen(128)
+        for family, kind, proto, address in addresses.values():
+            sockets.append(_socket(family, kind, proto))
+            sockets[-1].bind(address)
+            sockets[-1].listen(128)
     except BaseException:
-        _close(sock for slot in slots for sock in slot)
+        _close(sockets)
         raise
-    return slots
+    return sockets
 
 
-def _socket(family, kind, proto, *, reuse_port):
+def _socket(family, kind, proto):
     sock = socket.socket(family, kind, proto)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    if reuse_port:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     if family == socket.AF_INET6:
         # As asyncio does: '::' is IPv6 only, IPv4 has its own socket.
         sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
@@ -157,13 +145,16 @@ class Supervisor:
 
     `serve(index, sockets)` runs in each forked worker and returns its
     exit status; `on_death(pid)` is called for each worker that ended.
+    Slots may share sockets.  A dead worker's slot is vacated on `board`
+    (a balance.Board), if given.
     """
 
-    def __init__(self, slots, serve, *, on_death=None):
+    def __init__(self, slots, serve, *, on_death=None, board=None):
         self.slots = [_Slot(index, sockets)
                       for index, sockets in enumerate(slots)]
         self.serve = serve
         self.on_death = on_death
+        self.board = board
         self.context = multiprocessing.get_context('fork')
         self.stopping = None   # the signal that asked us to stop
 
@@ -218,7 +209,7 @@ class Supervisor:
         os.close(self._wake[0])
         os.close(self._wake[1])
         _close(sock for other in self.slots if other is not slot
-               for sock in other.sockets)
+               for sock in other.sockets if sock not in slot.sockets)
         sys.exit(self.serve(slot.index, slot.sockets))
 
     def _supervise(self):
@@ -260,6 +251,8 @@ class Supervisor:
         pid = slot.process.pid
         slot.process.close()
         slot.process = None
+        if self.board is not None:
+            self.board.vacate(slot.index)
         if self.on_death is not None:
             try:
                 self.on_death(pid)
@@ -317,19 +310,22 @@ class Supervisor:
 
 
 def serve_worker(config, ssl_context, index, sockets, *, count,
-                 shared=None):
-    """Run one worker's server on `sockets` until SIGTERM; its exit
-    status."""
+                 shared=None, board=None):
+    """Run one worker's server on `sockets` until SIGTERM, sharing
+    connections out with the others on `board`; its exit status."""
     if index != 0 and config.prune_interval:
         config = dataclasses.replace(config, prune_interval=None)
     return asyncio.run(_serve(config, ssl_context, index, sockets,
-                              count=count, shared=shared or Shared()))
+                              count=count, shared=shared or Shared(),
+                              board=board or balance.Board(1)))
 
 
-async def _serve(config, ssl_context, index, sockets, *, count, shared):
+async def _serve(config, ssl_context, index, sockets, *, count, shared,
+                 board):
     from aiohttp import web
 
     from zuul_registry.app import make_app
+    from zuul_registry.balance_site import BalancedSite
     from zuul_registry.drivers.base import DriverError
 
     loop = asyncio.get_running_loop()
@@ -343,8 +339,10 @@ async def _serve(config, ssl_context, index, sockets, *, count, shared):
     try:
         try:
             await runner.setup()
+            load = balance.Load(board, index)
+            load.watch(runner.server)
             for sock in sockets:
-                await web.SockSite(runner, sock,
+                await BalancedSite(runner, sock, load,
                                    ssl_context=ssl_context).start()
         except DriverError as e:
             sys.stderr.write('cannot use the storage: %s\n' % e)
@@ -395,21 +393,22 @@ def run(config, ssl_context, count):
     for handler in logging.getLogger().handlers:
         handler.setFormatter(logging.Formatter(LOG_FORMAT))
     try:
-        slots = bind_sockets(listen_hosts(config.address), config.port,
-                             count)
+        sockets = bind_sockets(listen_hosts(config.address), config.port)
     except OSError as e:
         sys.stderr.write('cannot listen on %s port %d: %s\n'
                          % (config.address, config.port, e.strerror or e))
         return 1
     log.info('Supervisor (pid %d) starting %d workers', os.getpid(), count)
     shared = Shared.make(config)
+    board = balance.Board(count)
 
     def serve(index, sockets):
         return serve_worker(config, ssl_context, index, sockets,
-                            count=count, shared=shared)
+                            count=count, shared=shared, board=board)
 
     try:
-        return Supervisor(slots, serve, on_death=shared.forget).run()
+        return Supervisor([sockets] * count, serve, on_death=shared.forget,
+                          board=board).run()
     finally:
         shared.remove()
 

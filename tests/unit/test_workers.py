@@ -62,15 +62,17 @@ def test_auto_means_the_cpus_this_process_may_use():
 
 def _supervise(serve_source, *, seconds):
     """Run a Supervisor of two slots whose workers run `serve_source`
-    (the body of serve(index, sockets)); SIGTERM it after `seconds`."""
+    (the body of serve(index, sockets), with `board` a balance.Board the
+    supervisor keeps); SIGTERM it after `seconds`."""
     script = '\n'.join([
         'import logging, os, signal, sys, time',
-        'from zuul_registry import workers',
+        'from zuul_registry import balance, workers',
         'logging.basicConfig(level=logging.INFO,',
         '                    format="%(name)s[%(process)d]: %(message)s")',
+        'board = balance.Board(2)',
         'def serve(index, sockets):',
         *('    ' + line for line in serve_source.splitlines()),
-        'sys.exit(workers.Supervisor([[], []], serve).run())',
+        'sys.exit(workers.Supervisor([[], []], serve, board=board).run())',
     ])
     process = subprocess.Popen([sys.executable, '-c', script], env=ENV,
                                stderr=subprocess.PIPE, text=True)
@@ -111,6 +113,30 @@ def test_a_worker_killed_by_a_signal_is_reported_so():
     assert 'Worker 0 (pid' in log and 'killed by SIGKILL after' in log
 
 
+def test_the_slot_of_a_dead_worker_is_vacated_on_the_board():
+    """Its count is not weighed by the live workers (they would leave
+    connections to a worker that is not there)."""
+    status, log = _supervise(
+        'def until(found):\n'
+        '    deadline = time.monotonic() + 20\n'
+        '    while not found():\n'
+        '        assert time.monotonic() < deadline\n'
+        '        time.sleep(0.001)\n'
+        'if index == 0:\n'
+        '    board.publish(0, 5)\n'
+        '    until(lambda: board.fewest_elsewhere(0) == 1)\n'
+        '    os.kill(os.getpid(), signal.SIGKILL)\n'
+        'board.publish(1, 0)\n'
+        'until(lambda: board.fewest_elsewhere(1) == 5)\n'
+        'board.publish(1, 1)   # seen: worker 0 may die\n'
+        'until(lambda: board.fewest_elsewhere(1) is None)\n'
+        'logging.info("vacated")\n'
+        'os.kill(os.getppid(), signal.SIGTERM)\n'
+        'time.sleep(60)', seconds=30)
+    assert status == 0, log
+    assert 'killed by SIGKILL' in log and 'vacated' in log, log
+
+
 def _serve(config_text, tmp_path, *, timeout=30):
     path = tmp_path / 'c.yaml'
     path.write_text(config_text)
@@ -144,7 +170,8 @@ def test_workers_that_cannot_use_the_storage_end_the_server(tmp_path):
                     % (_free_port(), tmp_path / 'file' / 'root'), tmp_path)
     assert result.returncode == 1
     assert 'cannot use the storage: ' in result.stderr
-    assert 'Traceback' not in result.stderr
+    assert 'Traceback' not in result.stderr, \
+        result.stderr[result.stderr.find('Traceback'):][:3000]
     assert time.monotonic() - started < 20
 
 
