@@ -102,8 +102,11 @@ def push(url, headers, pieces):
 
 def cut_off(registry, data):
     """Stream `data`, stopping the S3 front once the chunk's multipart
-    upload has begun on the server."""
-    half = len(data) // 2
+    upload has begun on the server.  Sent first: a part (8 MiB) and two
+    MiB more, so that the registry holds a part whatever the size of the
+    blocks it reads the body in."""
+    half = 10 * MIB
+    assert len(data) > half
     yield data[:half]
     deadline = time.monotonic() + 30
     while not s3_fixtures.incomplete_uploads(registry.s3, registry.bucket):

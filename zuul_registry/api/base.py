@@ -19,8 +19,10 @@ BODY_BLOCK_SIZE = 1024 * 1024
 BODY_BLOCKS_BUDGET = 16 * 1024 * 1024
 BODY_BLOCK_MINIMUM = 64 * 1024
 #: A body's first block: storing and hashing start once it is read, so
-#: a small one starts them sooner (the blocks after it double in size).
-#: For a push in 8 MiB PATCHes, each one a new body, that is worth 3%.
+#: a small one starts them sooner.  Each block after it is as large as
+#: all before it until the full size, so block edges fall on multiples
+#: of the full size (8 MiB S3 parts are whole blocks).  For a push in
+#: 8 MiB PATCHes, each one a new body, that is worth 3%.
 BODY_BLOCK_FIRST = 128 * 1024
 _bodies_streaming = 0
 
@@ -113,6 +115,7 @@ async def body_blocks(request):
     try:
         pending = []
         pending_size = 0
+        handed = 0
         block_size = min(BODY_BLOCK_FIRST, body_block_size())
         while True:
             data = await request.content.readany()
@@ -128,9 +131,10 @@ async def body_blocks(request):
                 block = b''.join(pending)
                 pending = []
                 pending_size = 0
+                handed += len(block)
                 yield block
                 del block
-                block_size = min(2 * block_size, body_block_size())
+                block_size = min(handed, body_block_size())
                 tls_reads.fit_upload(request.transport, _bodies_streaming)
         if pending:
             yield b''.join(pending)
