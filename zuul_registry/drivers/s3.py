@@ -53,8 +53,8 @@ import secrets
 import time
 
 from zuul_registry.drivers import (
-    base, coordination, s3_concat, s3_leftovers, s3_links, s3_multipart,
-    s3_probe)
+    base, coordination, s3_concat, s3_leftovers, s3_links, s3_listing,
+    s3_multipart, s3_probe)
 from zuul_registry.drivers.s3_client import (
     S3Client, S3Error, describe, is_not_found, status_of)
 
@@ -65,6 +65,10 @@ _MIB = 1024 ** 2
 # to start a slow pull after a wait, short enough that a URL seen in a
 # log is soon useless.
 REDIRECT_SECONDS = 20 * 60
+# DeleteObjects: requests for the keys the server failed to delete, and
+# the pause before trying those again (seconds).
+DELETE_ATTEMPTS = 4
+DELETE_PAUSE = 0.05
 
 
 def stamp():
@@ -245,20 +249,28 @@ class S3Driver(base.Driver):
         return False
 
     async def delete_keys(self, keys):
-        """Delete `keys`, a thousand per request; missing ones are fine."""
+        """Delete `keys`, a thousand per request; missing ones are fine.
+        Keys the server failed to delete are tried again: Ceph RGW
+        answers UnknownError for a key a PUT is writing at that moment,
+        and deleting again is harmless."""
         for start in range(0, len(keys), 1000):
             batch = keys[start:start + 1000]
-            try:
-                response = await self.client.call(
-                    'delete_objects', Bucket=self.bucket, Delete={
-                        'Objects': [{'Key': key} for key in batch],
-                        'Quiet': True})
-            except Exception as e:
-                raise S3Error('DeleteObjects %s: %s'
-                              % (batch[0], describe(e))) from None
-            errors = [error for error in response.get('Errors', ())
-                      if error.get('Code') != 'NoSuchKey']
-            if errors:
+            for attempt in range(DELETE_ATTEMPTS):
+                try:
+                    response = await self.client.call(
+                        'delete_objects', Bucket=self.bucket, Delete={
+                            'Objects': [{'Key': key} for key in batch],
+                            'Quiet': True})
+                except Exception as e:
+                    raise S3Error('DeleteObjects %s: %s'
+                                  % (batch[0], describe(e))) from None
+                errors = [error for error in response.get('Errors', ())
+                          if error.get('Code') != 'NoSuchKey']
+                if not errors:
+                    break
+                batch = [error.get('Key') for error in errors]
+                await asyncio.sleep(DELETE_PAUSE)
+            else:
                 raise S3Error('DeleteObjects %s: %s' % (
                     errors[0].get('Key'), errors[0].get('Message')))
 
@@ -276,7 +288,10 @@ class S3Driver(base.Driver):
             path, offset=0, length=None, chunk_size=self.read_chunk_size)])
 
     async def _put(self, path, data):
-        await self.put_object(self.key(path), bytes(data))
+        key, data = self.key(path), bytes(data)
+        await self.put_object(key, data)
+        await s3_listing.keep_listed(self, key,
+                                     lambda: self.put_object(key, data))
 
     async def _write(self, path, chunks, *, exclusive):
         await self.ready()
@@ -388,6 +403,7 @@ class S3Driver(base.Driver):
         # delete a key that names one while it still has children.
         keys = [name async for name, _ in self.listing(key + '/')]
         await s3_links.delete(self, keys + [key])
+        await s3_listing.relist(self, key)
 
     async def _list(self, path):
         prefix = self.key(path) + '/'

@@ -1,0 +1,125 @@
+"""A DELETE racing a PUT of one key must not leave an object that is
+there out of the bucket listing (s3_listing): prune finds the manifests
+to keep by listing their revisions.  Real races against the real
+servers.
+
+Measured on Ceph RGW 16.2 without the driver's check: plain boto3 PUT
+and DeleteObject, 2 to 5 objects left out of the listing per 600-800
+races; through the driver (HEAD, then DeleteObjects), 1 in 1200 once,
+none in two runs of 2400: too rare for the race test to catch the
+check's absence, which the two tests after it guard.  The race test
+caught DeleteObjects answering UnknownError for a key being written
+(now tried again).  Ceph also leaves, about as often, a listed key with
+no object behind it (with and without the check): harmless to prune,
+which skips it, and not checked here.
+"""
+
+import asyncio
+import random
+
+from tests.drivers import test_s3
+from tests.drivers.test_s3 import record_requests
+from zuul_registry.drivers import s3_listing
+
+# The servers, and drivers on them, of test_s3.
+kind, make = test_s3.kind, test_s3.make
+
+RACES = 2400
+AT_ONCE = 16
+
+
+async def test_a_delete_racing_a_put_leaves_no_object_unlisted(make):
+    driver = make()
+    rng = random.Random()
+    unlisted = []
+
+    async def race(number):
+        path = 'r/%d/rev' % number
+        await driver.put(path, b'first')
+
+        async def delete():
+            await asyncio.sleep(rng.uniform(0, 0.004))
+            await driver.delete(path)
+
+        async def put():
+            await asyncio.sleep(rng.uniform(0, 0.004))
+            await driver.put(path, b'second')
+        await asyncio.gather(delete(), put())
+        if await driver.stat(path) is not None and \
+                'rev' not in await driver.list('r/%d' % number):
+            unlisted.append(number)
+
+    limit = asyncio.Semaphore(AT_ONCE)
+
+    async def limited(number):
+        async with limit:
+            await race(number)
+    await asyncio.gather(*[limited(number) for number in range(RACES)])
+    assert unlisted == []
+
+
+async def test_a_key_missing_from_the_listing_is_written_again(make):
+    """As the check finds it (the race cannot be forced): an object the
+    listing lacks, seen through a listing that hides it once."""
+    driver = make()
+    await driver.put('a/rev', b'body')
+    real = s3_listing.listed
+    hidden = []
+
+    async def hiding_once(found_driver, key):
+        if not hidden:
+            hidden.append(key)
+            return False
+        return await real(found_driver, key)
+    s3_listing.listed = hiding_once
+    writes = []
+    try:
+        async def rewrite():
+            writes.append(1)
+            await driver.put_object(driver.key('a/rev'), b'body')
+        await s3_listing.keep_listed(driver, driver.key('a/rev'), rewrite)
+    finally:
+        s3_listing.listed = real
+    assert writes == [1] and await driver.get('a/rev') == b'body'
+
+
+async def test_the_driver_checks_the_listing_after_put_and_delete(make):
+    driver = make()
+    await driver.open()
+    sent = record_requests(driver)
+    await driver.put('a/rev', b'body')
+    await driver.delete('a/rev')
+    names = [name for name, params in sent]
+    # put: PutObject, then the listing; delete: ..., then a HEAD of it.
+    assert names[:2] == ['PutObject', 'ListObjectsV2'], names
+    assert names[-1] == 'HeadObject', names
+
+
+async def test_a_key_written_again_under_a_deletion_is_listed_again(make):
+    """After a deletion, a key a PUT wrote meanwhile that the listing
+    lacks is copied onto itself, its bytes and metadata kept."""
+    driver = make()
+    await driver.put('a/rev', b'body')
+    key = driver.key('a/rev')
+    before = await driver.head(key)
+    real = s3_listing.listed
+    asked = []
+
+    async def hiding_once(found_driver, found_key):
+        asked.append(found_key)
+        if len(asked) == 1:
+            return False
+        return await real(found_driver, found_key)
+    s3_listing.listed = hiding_once
+    sent = record_requests(driver)
+    try:
+        await s3_listing.relist(driver, key)
+    finally:
+        s3_listing.listed = real
+    after = await driver.head(key)
+    assert asked == [key, key]   # hidden, copied, then found listed
+    assert [name for name, params in sent if name == 'CopyObject'] == \
+        ['CopyObject']
+    assert await driver.get('a/rev') == b'body'
+    assert after['Metadata'] == before['Metadata']
+    assert after['LastModified'] >= before['LastModified']
