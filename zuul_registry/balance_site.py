@@ -27,7 +27,7 @@ class BalancedSite(web.BaseSite):
         self._load = load
         self._deferred = False
         self._later = None
-        self._handshakes = set()
+        self._connecting = set()   # handshake tasks
 
     @property
     def name(self):
@@ -73,8 +73,8 @@ class BalancedSite(web.BaseSite):
         self._load.accepted()
         task = loop.create_task(self._connect(conn))
         # The loop keeps only a weak reference to a task.
-        self._handshakes.add(task)
-        task.add_done_callback(self._handshakes.discard)
+        self._connecting.add(task)
+        task.add_done_callback(self._connecting.discard)
 
     def _pause(self, seconds):
         loop = asyncio.get_running_loop()

@@ -309,15 +309,15 @@ class Supervisor:
         return status
 
 
-def serve_worker(config, ssl_context, index, sockets, *, count,
-                 shared=None, board=None):
+def serve_worker(config, ssl_context, index, sockets, *, count, board,
+                 shared=None):
     """Run one worker's server on `sockets` until SIGTERM, sharing
     connections out with the others on `board`; its exit status."""
     if index != 0 and config.prune_interval:
         config = dataclasses.replace(config, prune_interval=None)
     return asyncio.run(_serve(config, ssl_context, index, sockets,
                               count=count, shared=shared or Shared(),
-                              board=board or balance.Board(1)))
+                              board=board))
 
 
 async def _serve(config, ssl_context, index, sockets, *, count, shared,

@@ -9,17 +9,13 @@ import os
 import pytest
 
 from zuul_registry.drivers import filesystem_release
-from zuul_registry.drivers.filesystem import FilesystemDriver
 from tests.drivers.test_contract import chunks_of
+# A driver on a fresh root, closed at the end.
+from tests.drivers.test_filesystem_reads import driver
+
+__all__ = ['driver']   # a fixture used here
 
 LARGE = filesystem_release.LARGE
-
-
-@pytest.fixture
-async def driver(tmp_path):
-    driver = FilesystemDriver(str(tmp_path / 'root'))
-    yield driver
-    await driver.close()
 
 
 @pytest.fixture
