@@ -17,6 +17,8 @@ which skips it, and not checked here.
 import asyncio
 import random
 
+import pytest
+
 from tests.drivers import test_s3
 from tests.drivers.test_s3 import record_requests
 from zuul_registry.drivers import s3_listing
@@ -58,29 +60,64 @@ async def test_a_delete_racing_a_put_leaves_no_object_unlisted(make):
     assert unlisted == []
 
 
-async def test_a_key_missing_from_the_listing_is_written_again(make):
-    """As the check finds it (the race cannot be forced): an object the
-    listing lacks, seen through a listing that hides it once."""
-    driver = make()
-    await driver.put('a/rev', b'body')
+def hide_from_listing(monkeypatch, times=1):
+    """s3_listing.listed answers False for the first `times` asks: an
+    object the listing lacks, as the check finds it (the race cannot be
+    forced).  The keys asked."""
     real = s3_listing.listed
-    hidden = []
+    asked = []
 
-    async def hiding_once(found_driver, key):
-        if not hidden:
-            hidden.append(key)
+    async def hiding(driver, key):
+        asked.append(key)
+        if len(asked) <= times:
             return False
-        return await real(found_driver, key)
-    s3_listing.listed = hiding_once
-    writes = []
-    try:
-        async def rewrite():
-            writes.append(1)
-            await driver.put_object(driver.key('a/rev'), b'body')
-        await s3_listing.keep_listed(driver, driver.key('a/rev'), rewrite)
-    finally:
-        s3_listing.listed = real
-    assert writes == [1] and await driver.get('a/rev') == b'body'
+        return await real(driver, key)
+    monkeypatch.setattr(s3_listing, 'listed', hiding)
+    return asked
+
+
+def copies(sent):
+    return [name for name, params in sent if name == 'CopyObject']
+
+
+async def test_a_put_missing_from_the_listing_is_copied_onto_itself(
+        make, monkeypatch):
+    driver = make()
+    await driver.open()
+    asked = hide_from_listing(monkeypatch)
+    sent = record_requests(driver)
+    await driver.put('a/rev', b'body')
+    assert asked == [driver.key('a/rev')] * 2   # hidden, copied, listed
+    assert copies(sent) == ['CopyObject']
+    assert await driver.get('a/rev') == b'body'
+
+
+@pytest.mark.parametrize('meanwhile', ['deleted', 'replaced'])
+async def test_a_key_changed_after_the_check_looked_is_left_alone(
+        make, monkeypatch, meanwhile):
+    """Deleted or written anew between the check's HEAD and its copy:
+    the copy names the version the HEAD saw, so a deleted key is not
+    brought back, nor a new one overwritten."""
+    driver = make()
+    await driver.put('a/rev', b'old')
+    key = driver.key('a/rev')
+    hide_from_listing(monkeypatch)
+    real_head = driver.head
+
+    async def head_then_change(found_key):
+        found = await real_head(found_key)
+        if meanwhile == 'deleted':
+            await driver.delete_keys([key])
+        else:
+            await driver.put_object(key, b'new')
+        return found
+    monkeypatch.setattr(driver, 'head', head_then_change)
+    await s3_listing.keep_listed(driver, key)
+    monkeypatch.setattr(driver, 'head', real_head)
+    if meanwhile == 'deleted':
+        assert await driver.stat('a/rev') is None
+    else:
+        assert await driver.get('a/rev') == b'new'
 
 
 async def test_the_driver_checks_the_listing_after_put_and_delete(make):
@@ -95,31 +132,20 @@ async def test_the_driver_checks_the_listing_after_put_and_delete(make):
     assert names[-1] == 'HeadObject', names
 
 
-async def test_a_key_written_again_under_a_deletion_is_listed_again(make):
+async def test_a_key_written_again_under_a_deletion_is_listed_again(
+        make, monkeypatch):
     """After a deletion, a key a PUT wrote meanwhile that the listing
     lacks is copied onto itself, its bytes and metadata kept."""
     driver = make()
     await driver.put('a/rev', b'body')
     key = driver.key('a/rev')
     before = await driver.head(key)
-    real = s3_listing.listed
-    asked = []
-
-    async def hiding_once(found_driver, found_key):
-        asked.append(found_key)
-        if len(asked) == 1:
-            return False
-        return await real(found_driver, found_key)
-    s3_listing.listed = hiding_once
+    asked = hide_from_listing(monkeypatch)
     sent = record_requests(driver)
-    try:
-        await s3_listing.relist(driver, key)
-    finally:
-        s3_listing.listed = real
+    await s3_listing.relist(driver, key)
     after = await driver.head(key)
     assert asked == [key, key]   # hidden, copied, then found listed
-    assert [name for name, params in sent if name == 'CopyObject'] == \
-        ['CopyObject']
+    assert copies(sent) == ['CopyObject']
     assert await driver.get('a/rev') == b'body'
     assert after['Metadata'] == before['Metadata']
     assert after['LastModified'] >= before['LastModified']

@@ -288,10 +288,9 @@ class S3Driver(base.Driver):
             path, offset=0, length=None, chunk_size=self.read_chunk_size)])
 
     async def _put(self, path, data):
-        key, data = self.key(path), bytes(data)
-        await self.put_object(key, data)
-        await s3_listing.keep_listed(self, key,
-                                     lambda: self.put_object(key, data))
+        key = self.key(path)
+        await self.put_object(key, bytes(data))
+        await s3_listing.keep_listed(self, key)
 
     async def _write(self, path, chunks, *, exclusive):
         await self.ready()

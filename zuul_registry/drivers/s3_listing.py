@@ -8,19 +8,20 @@ finds the manifests to keep by listing their revisions, so a manifest
 pushed while a client deleted it could lose its blobs to collection.
 
 So after writing a small object (`put`), and after deleting a key, the
-driver checks that a key which exists is listed, and writes it again if
-not.  Of a PUT and a DELETE racing, the one that ends last sees the
-final state.  SeaweedFS and AWS keep their listings right; the check
-costs them one ListObjectsV2 per put and one HEAD per deleted key.
+driver checks that a key which exists is listed, and copies it onto
+itself if not.  Of a PUT and a DELETE racing, the one that ends last
+sees the final state.  SeaweedFS and AWS keep their listings right;
+the check costs them one ListObjectsV2 per put and one HEAD per deleted
+key.
 """
 
 import logging
 
-from zuul_registry.drivers.s3_client import S3Error, describe
+from zuul_registry.drivers.s3_client import S3Error, describe, status_of
 
 log = logging.getLogger('zuul_registry.drivers.s3')
 
-# Writes again before giving up on a listing.
+# Copies before giving up on a listing.
 ATTEMPTS = 3
 
 
@@ -35,34 +36,38 @@ async def listed(driver, key):
     return any(entry['Key'] == key for entry in page.get('Contents', ()))
 
 
-async def keep_listed(driver, key, rewrite):
-    """Make sure `key`, if it exists, is listed: `rewrite()` writes it
-    again (its bytes and metadata) while it is not."""
+async def keep_listed(driver, key):
+    """Make sure `key`, if it exists, is listed: while it is not, it is
+    copied onto itself (bytes and metadata kept), which writes its index
+    entry anew.  The copy names the version the HEAD found: one deleted
+    or replaced since is left alone, never brought back (a replacement
+    makes its own check)."""
     for attempt in range(ATTEMPTS):
-        if await listed(driver, key) or await driver.head(key) is None:
+        if await listed(driver, key):
+            return
+        head = await driver.head(key)
+        if head is None:
             return
         log.warning('%s exists but the bucket listing lacks it (a DELETE '
-                    'raced a PUT): writing it again', key)
-        await rewrite()
-    log.error('%s is still missing from the bucket listing after %d '
-              'writes', key, ATTEMPTS)
-
-
-async def relist(driver, key):
-    """After a deletion: a key written again meanwhile must be listed
-    (copied onto itself, which writes its index entry anew)."""
-    head = await driver.head(key)
-    if head is None:
-        return
-
-    async def copy_onto_itself():
+                    'raced a PUT): copying it onto itself', key)
         try:
             await driver.client.call(
                 'copy_object', Bucket=driver.bucket, Key=key,
                 CopySource={'Bucket': driver.bucket, 'Key': key},
+                CopySourceIfMatch=head['ETag'],
                 MetadataDirective='REPLACE',
                 Metadata=head.get('Metadata', {}))
         except Exception as e:
+            if status_of(e) in (404, 412):
+                return   # deleted or replaced meanwhile
             raise S3Error('CopyObject %s: %s' % (key, describe(e))) \
                 from None
-    await keep_listed(driver, key, copy_onto_itself)
+    log.error('%s is still missing from the bucket listing after %d '
+              'copies', key, ATTEMPTS)
+
+
+async def relist(driver, key):
+    """After a deletion: a key written again meanwhile must be listed.
+    One HEAD when it is gone, as it nearly always is."""
+    if await driver.head(key) is not None:
+        await keep_listed(driver, key)
