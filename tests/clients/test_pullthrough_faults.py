@@ -477,7 +477,10 @@ def test_upstream_killed_mid_blob_commits_nothing_and_retry_succeeds(
         # The client's last byte follows the digest check; the commit
         # (copy, fsync) follows it.
         assert committed(mirror, 'docker.io', digest)
-        assert not uploads_left(mirror, 'docker.io')
+        # Completing an upload renames its data into place, then removes
+        # the upload's directory: the second step may still be running.
+        wait_until(lambda: not uploads_left(mirror, 'docker.io'),
+                   what='the completed fill to remove its upload')
         with open(blob_file(mirror, 'docker.io', digest), 'rb') as f:
             assert 'sha256:' + hashlib.file_digest(
                 f, 'sha256').hexdigest() == digest
