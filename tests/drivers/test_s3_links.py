@@ -175,7 +175,10 @@ async def test_data_no_link_names_is_collected_once_old(make):
     assert await driver.get('ns/kept') == kept
 
 
-async def test_a_link_to_doomed_data_is_withdrawn(make):
+async def test_a_link_to_doomed_data_is_withdrawn(make, monkeypatch):
+    # A marker no collector takes back (one that died): the writer waits
+    # VERDICT_WAIT for a verdict, then gives up.
+    monkeypatch.setattr(s3_links, 'VERDICT_WAIT', 0.5)
     driver = make()
     data = blob(6 * MIB, 10)
     await driver.write('ns/a', chunks_of(data))
@@ -262,6 +265,71 @@ async def test_collection_that_looked_before_a_move_keeps_the_data(
     assert await driver.get('ns/b') == data
     assert not [key for key in bucket_keys(driver)
                 if key.endswith('/' + s3_links.DOOMED)]
+
+
+def hold_calls(monkeypatch, name, count, *, after=()):
+    """Hold each of the first `count` calls of s3_links.`name` until its
+    event in the returned list is set (call n: release[n]), before the
+    real call, or after it for the call numbers in `after`; started[n]
+    is set once call n is held.  Later calls go straight through."""
+    real = getattr(s3_links, name)
+    started = [asyncio.Event() for _ in range(count)]
+    release = [asyncio.Event() for _ in range(count)]
+    calls = []
+
+    async def held(*args, **kwargs):
+        number = len(calls)
+        calls.append(args)
+        if number >= len(release):
+            return await real(*args, **kwargs)
+        if number in after:
+            result = await real(*args, **kwargs)
+        started[number].set()
+        await release[number].wait()
+        return result if number in after else await real(*args, **kwargs)
+    monkeypatch.setattr(s3_links, name, held)
+    return started, release
+
+
+async def test_a_writer_that_finds_the_data_doomed_waits_for_the_verdict(
+        make, monkeypatch):
+    # Two completions of one blob link the same data at the same path.
+    # The first looks before a collector dooms the data, and answers; the
+    # collector then finds its link and keeps the data; the second looks
+    # while the marker is there.  Taking its link back at once would
+    # delete the first one's (the same link): an acknowledged blob lost.
+    driver = make()
+    data = blob(6 * MIB, 15)
+    await driver.write('ns/a', chunks_of(data))
+    publishing, publish = hold_calls(monkeypatch, 'publish', 2)
+    examining, examine = hold_calls(monkeypatch, '_named', 2, after={0})
+    first = asyncio.ensure_future(driver.move('ns/a', 'ns/b'))
+    await publishing[0].wait()
+    second = asyncio.ensure_future(driver.move('ns/a', 'ns/b'))
+    await publishing[1].wait()
+    # Both have read ns/a's link.  Its deletion examines the data: no
+    # link names it (held after that first look, before the marker).
+    deletion = asyncio.ensure_future(driver.delete('ns/a'))
+    await examining[0].wait()
+    publish[0].set()
+    await first                          # answered: ns/b is acknowledged
+    examine[0].set()                     # the marker is put ...
+    await examining[1].wait()            # ... held before the second look
+    publish[1].set()
+    # The second writer sees the marker.  Without waiting it would take
+    # ns/b back now, and the collector's look would then find no link.
+    await asyncio.wait([second], timeout=1.0)
+    examine[1].set()
+    await deletion
+    [outcome] = await asyncio.gather(second, return_exceptions=True)
+    # The acknowledged blob is there; and the second, which waited for
+    # the collector to keep the data, stands as well.
+    assert await driver.get('ns/b') == data
+    assert outcome is None
+    assert not [key for key in bucket_keys(driver)
+                if key.endswith('/' + s3_links.DOOMED)]
+    assert await driver.collect_leftovers(before=time.time() + 60) == []
+    assert await driver.get('ns/b') == data
 
 
 # -- races across processes ---------------------------------------------------

@@ -29,8 +29,11 @@ a path can name the data again later (a blob quarantined and restored).
 Collection against writers of links, with no lock:
 
 * a writer leaves its hints, writes its link, then looks at each data
-  object's directory: data gone or a ``doomed`` marker there, it takes
-  its link back and fails;
+  object's directory: data gone, it takes its link back and fails; a
+  ``doomed`` marker there, it waits for the collector's verdict (the
+  marker taken away: the data stays, and so does the link), and takes
+  its link back only if the data goes, or if the marker outlives
+  VERDICT_WAIT (a collector that died);
 * the collector (the deletion of a link, or `collect` for data older
   than its cut-off) takes a data object whose hinted links all name
   other data, puts the ``doomed`` marker, then reads the
@@ -39,7 +42,11 @@ Collection against writers of links, with no lock:
   goes, its hints and marker after it.
 
 A writer that looked before the marker was put had written its link
-before, so the collector's look after the marker finds it.  A link is
+before, so the collector's look after the marker finds it.  A writer
+that saw the marker does not take its link back while the collector may
+still decide to keep the data: another writer may have written the same
+link at the same path (two completions of one blob) and already
+answered, and the collector kept the data for that link.  A link is
 replaced only after the new one is written (a move writes the
 destination before deleting the source), and each new link's hint is
 written before, so a chain of moves cannot slip between the collector's
@@ -72,6 +79,10 @@ MAX_SEGMENTS = 1000
 MAX_SMALL_COPIES = 16
 # Data objects examined at once by `collect`.
 COLLECT_PARALLEL = 8
+# How long a writer that found its data doomed waits for the collector's
+# verdict (an examination takes a few requests), and how often it looks.
+VERDICT_WAIT = 10.0
+VERDICT_POLL = 0.05
 
 
 class IsLink(Exception):
@@ -232,8 +243,7 @@ async def publish(driver, path, segments, *, exclusive=False):
         key, body.encode(), exclusive=exclusive, metadata={
             LINK_FLAG: '1',
             LINK_SIZE: str(sum(segment.size for segment in segments))})
-    entries = await asyncio.gather(*[_entries(driver, data_id)
-                                     for data_id in ids])
+    entries = await _verdicts(driver, ids)
     if all('data' in found and DOOMED not in found for found in entries):
         return
     if await segments_of(driver, key) == segments:
@@ -242,6 +252,24 @@ async def publish(driver, path, segments, *, exclusive=False):
     await asyncio.gather(*[_forget(driver, data_id) for data_id, found
                            in zip(ids, entries) if 'data' not in found])
     raise Withdrawn('%s: its data was collected meanwhile' % path)
+
+
+async def _verdicts(driver, ids):
+    """The directory entries of each data object of `ids`, once no
+    collector is deciding on one (or VERDICT_WAIT has passed)."""
+    entries = await asyncio.gather(*[_entries(driver, data_id)
+                                     for data_id in ids])
+    deadline = asyncio.get_running_loop().time() + VERDICT_WAIT
+    while True:
+        waiting = [n for n, found in enumerate(entries)
+                   if DOOMED in found and 'data' in found]
+        if not waiting or asyncio.get_running_loop().time() >= deadline:
+            return entries
+        await asyncio.sleep(VERDICT_POLL)
+        again = await asyncio.gather(*[_entries(driver, ids[n])
+                                       for n in waiting])
+        for n, found in zip(waiting, again):
+            entries[n] = found
 
 
 async def heads(driver, names):
