@@ -175,25 +175,88 @@ async def test_data_no_link_names_is_collected_once_old(make):
     assert await driver.get('ns/kept') == kept
 
 
-async def test_a_link_to_doomed_data_is_withdrawn(make, monkeypatch):
-    # A marker no collector takes back (one that died): the writer waits
-    # VERDICT_WAIT for a verdict, then gives up.
+def put_doomed(driver, data_id):
+    """The collector's marker on the data, as a collector that died
+    would leave it."""
+    doomed = s3_links.data_root(driver, data_id) + s3_links.DOOMED
+    driver.client.s3.put_object(Bucket=driver.bucket, Key=doomed, Body=b'')
+    return doomed
+
+
+async def test_a_link_to_data_doomed_by_a_dead_collector_stays(
+        make, monkeypatch):
+    # A marker nobody takes away: the writer waits VERDICT_WAIT for a
+    # verdict; the data still there, its link stands.
     monkeypatch.setattr(s3_links, 'VERDICT_WAIT', 0.5)
     driver = make()
     data = blob(6 * MIB, 10)
     await driver.write('ns/a', chunks_of(data))
     [data_id] = data_ids(driver)
-    doomed = s3_links.data_root(driver, data_id) + s3_links.DOOMED
-    driver.client.s3.put_object(Bucket=driver.bucket, Key=doomed, Body=b'')
-    with pytest.raises(ObjectNotFound, match='collected meanwhile'):
-        await driver.move('ns/a', 'ns/b')
-    assert await driver.stat('ns/b') is None
-    assert await driver.get('ns/a') == data
-    # The collector finds ns/a naming it, and takes the marker back.
+    doomed = put_doomed(driver, data_id)
+    started = time.monotonic()
+    await driver.move('ns/a', 'ns/b')
+    assert time.monotonic() - started >= 0.5
+    assert await driver.get('ns/b') == data
+    assert await driver.stat('ns/a') is None
+    # The next collection finds ns/b naming it, and takes the marker away.
     assert await driver.collect_leftovers(before=time.time() + 60) == []
     assert doomed not in bucket_keys(driver)
-    await driver.move('ns/a', 'ns/b')
     assert await driver.get('ns/b') == data
+
+
+async def test_a_link_whose_data_goes_while_it_waits_is_withdrawn(
+        make, monkeypatch):
+    driver = make()
+    data = blob(6 * MIB, 16)
+    await driver.write('ns/a', chunks_of(data))
+    [data_id] = data_ids(driver)
+    put_doomed(driver, data_id)
+    move = asyncio.ensure_future(driver.move('ns/a', 'ns/b'))
+    # Once the link is written (the writer waits), the data goes, as a
+    # collector that read the links before it would do.
+    while await driver.stat('ns/b') is None:
+        await asyncio.sleep(0.02)
+    assert not move.done()
+    driver.client.s3.delete_object(
+        Bucket=driver.bucket, Key=s3_links.data_key(driver, data_id))
+    with pytest.raises(ObjectNotFound, match='collected meanwhile'):
+        await move
+    assert await driver.stat('ns/b') is None
+    # Its hints are all that was left of the data: gone with the link.
+    assert not [key for key in bucket_keys(driver) if data_id in key]
+
+
+async def test_a_collector_slower_than_half_the_wait_keeps_the_data(
+        make, monkeypatch):
+    # A writer that saw the marker may stop waiting and keep its link:
+    # a collector past half the wait by its decision must not delete.
+    monkeypatch.setattr(s3_links, 'VERDICT_WAIT', 0.6)
+    driver = make()
+    data = blob(6 * MIB, 17)
+    await driver.write('ns/a', chunks_of(data))
+    [data_id] = data_ids(driver)
+    real = s3_links._named
+    looks = []
+
+    async def slow(*args):
+        looks.append(args)
+        named = await real(*args)
+        if len(looks) > 1:          # the looks after the marker
+            await asyncio.sleep(0.4)
+        return named
+    monkeypatch.setattr(s3_links, '_named', slow)
+    # Nothing names the data (its link deleted behind the driver's back).
+    driver.client.s3.delete_object(Bucket=driver.bucket,
+                                   Key=driver.key('ns/a'))
+    assert await driver.collect_leftovers(before=time.time() + 60) == []
+    assert len(looks) >= 2
+    assert 'data' in await s3_links._entries(driver, data_id)
+    assert not [key for key in bucket_keys(driver)
+                if key.endswith('/' + s3_links.DOOMED)]
+    # In time, the same collection takes it.
+    monkeypatch.setattr(s3_links, '_named', real)
+    assert len(await driver.collect_leftovers(before=time.time() + 60)) == 1
+    assert data_ids(driver) == []
 
 
 async def test_a_redirect_to_a_link_names_its_data(make):

@@ -30,23 +30,29 @@ Collection against writers of links, with no lock:
 
 * a writer leaves its hints, writes its link, then looks at each data
   object's directory: data gone, it takes its link back and fails; a
-  ``doomed`` marker there, it waits for the collector's verdict (the
-  marker taken away: the data stays, and so does the link), and takes
-  its link back only if the data goes, or if the marker outlives
-  VERDICT_WAIT (a collector that died);
+  ``doomed`` marker there, it waits for the collector's verdict: the
+  marker taken away, or still there after VERDICT_WAIT (a collector
+  that died, or gave up), the data stays and so does the link; the data
+  gone, it takes its link back and fails;
 * the collector (the deletion of a link, or `collect` for data older
   than its cut-off) takes a data object whose hinted links all name
   other data, puts the ``doomed`` marker, then reads the
   hints and their links again, and again while new hints show up: a
   link naming the data removes the marker and keeps it; else the data
-  goes, its hints and marker after it.
+  goes, its hints and marker after it, unless more than half of
+  VERDICT_WAIT has passed since the marker: a writer may have stopped
+  waiting, so it gives up, takes the marker away and keeps the data
+  for a later collection.
 
 A writer that looked before the marker was put had written its link
 before, so the collector's look after the marker finds it.  A writer
 that saw the marker does not take its link back while the collector may
 still decide to keep the data: another writer may have written the same
 link at the same path (two completions of one blob) and already
-answered, and the collector kept the data for that link.  A link is
+answered, and the collector kept the data for that link.  A writer
+that stops waiting keeps its link: the collector, if still deciding,
+is then past half the wait and gives up (short of a stall of that long
+between its look at the clock and its deletion).  A link is
 replaced only after the new one is written (a move writes the
 destination before deleting the source), and each new link's hint is
 written before, so a chain of moves cannot slip between the collector's
@@ -244,7 +250,7 @@ async def publish(driver, path, segments, *, exclusive=False):
             LINK_FLAG: '1',
             LINK_SIZE: str(sum(segment.size for segment in segments))})
     entries = await _verdicts(driver, ids)
-    if all('data' in found and DOOMED not in found for found in entries):
+    if all('data' in found for found in entries):
         return
     if await segments_of(driver, key) == segments:
         await driver.delete_keys([key])
@@ -256,7 +262,8 @@ async def publish(driver, path, segments, *, exclusive=False):
 
 async def _verdicts(driver, ids):
     """The directory entries of each data object of `ids`, once no
-    collector is deciding on one (or VERDICT_WAIT has passed)."""
+    collector is deciding on one (or VERDICT_WAIT has passed: a
+    collector still deciding then gives up)."""
     entries = await asyncio.gather(*[_entries(driver, data_id)
                                      for data_id in ids])
     deadline = asyncio.get_running_loop().time() + VERDICT_WAIT
@@ -407,6 +414,7 @@ async def _examine(driver, data_id, *, before=None, dry_run=False):
     if dry_run:
         return leftover
     await driver.put_object(doomed_key, b'')
+    doomed_at = asyncio.get_running_loop().time()
     checked = None
     while True:
         owners = _owners(await _entries(driver, data_id))
@@ -416,6 +424,13 @@ async def _examine(driver, data_id, *, before=None, dry_run=False):
             await driver.delete_keys([doomed_key])
             return None
         checked = owners | (checked or set())
+    if asyncio.get_running_loop().time() - doomed_at > VERDICT_WAIT / 2:
+        # A writer that saw the marker may have stopped waiting and kept
+        # a link we did not read.
+        log.warning('Data %s: examined too slowly to collect; kept for '
+                    'the next collection', data_id)
+        await driver.delete_keys([doomed_key])
+        return None
     await _forget(driver, data_id)
     return leftover
 
