@@ -322,6 +322,24 @@ def serve_worker(config, ssl_context, index, sockets, *, count, board,
 
 async def _serve(config, ssl_context, index, sockets, *, count, shared,
                  board):
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    loop.add_signal_handler(signal.SIGTERM, stop.set)
+    try:
+        return await _run_site(config, ssl_context, index, sockets,
+                               count=count, shared=shared, board=board,
+                               stop=stop)
+    finally:
+        # Before asyncio.run closes the loop: closing it shuts the pipe
+        # its handler writes the signal to first, and a SIGTERM between
+        # the two (the supervisor stopping the others as one fails)
+        # would raise EBADF in the handler.  From now on SIGTERM ends
+        # the process outright.
+        loop.remove_signal_handler(signal.SIGTERM)
+
+
+async def _run_site(config, ssl_context, index, sockets, *, count, shared,
+                    board, stop):
     from aiohttp import web
 
     from zuul_registry.app import make_app
@@ -329,8 +347,6 @@ async def _serve(config, ssl_context, index, sockets, *, count, shared,
     from zuul_registry.drivers.base import DriverError
 
     loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
-    loop.add_signal_handler(signal.SIGTERM, stop.set)
     runner = web.AppRunner(make_app(config, fill_directory=shared.fills,
                                     metrics_directory=shared.metrics),
                            handle_signals=False,
