@@ -57,10 +57,12 @@ class S3Server:
         self.root = root or server_roots.make(self.kind, memory_parent())
         self.s3_port = None
         self.processes = {}     # name -> Popen, in start order
+        self.ca = None          # the CA to trust, for a server over TLS
 
     @property
     def endpoint(self):
-        return 'http://127.0.0.1:%d' % self.s3_port
+        return '%s://127.0.0.1:%d' % ('https' if self.ca else 'http',
+                                      self.s3_port)
 
     @property
     def pid(self):
@@ -78,7 +80,7 @@ class S3Server:
         return boto3.client(
             's3', endpoint_url=self.endpoint, region_name=self.region,
             aws_access_key_id=self.access_key,
-            aws_secret_access_key=self.secret_key,
+            aws_secret_access_key=self.secret_key, verify=self.ca,
             config=Config(**options))
 
     def start(self):

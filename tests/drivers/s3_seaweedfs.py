@@ -68,10 +68,17 @@ class SeaweedFS(S3Server):
     kind = 'seaweedfs'
     s3_process = 'weed'
 
-    def __init__(self, root=None):
+    def __init__(self, root=None, *, tls=False):
         super().__init__(root)
         self.ports = dict(zip(_PORTS, free_ports(len(_PORTS))))
         self.s3_port = self.ports['s3.port']
+        self.pki = None
+        if tls:
+            # The S3 port then speaks TLS only, with a certificate of a
+            # CA of its own, under the root (weed sees no other /tmp).
+            from tests.clients.tls import make_pki
+            self.pki = make_pki(self.path('pki'))
+            self.ca = self.pki.ca_cert
 
     def _start(self):
         for directory in ('data', 'log', 'tmp'):
@@ -96,6 +103,9 @@ class SeaweedFS(S3Server):
                 '-s3.port.lance=0', '-master.telemetry=false',
                 '-volume.max=%d' % MAX_VOLUMES]
         argv += ['-%s=%d' % item for item in self.ports.items()]
+        if self.pki:
+            argv += ['-s3.cert.file=' + self.pki.server_cert,
+                     '-s3.key.file=' + self.pki.server_key]
         prefix = _private_tmp_prefix()
         if prefix:
             argv = prefix + [self.path('tmp')] + argv

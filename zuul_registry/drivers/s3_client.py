@@ -20,7 +20,9 @@ them (RetryAttempts): the retries of a request that never got an answer
 
 Checksums are sent and checked only where the S3 API requires them
 (botocore's "when_required"): servers such as radosgw 16.2 predate the
-newer default of trailing CRC checksums.
+newer default of trailing CRC checksums.  Over an https endpoint request
+bodies are not hashed into their signatures (UNSIGNED-PAYLOAD); over
+plain http they are.
 """
 
 import asyncio
@@ -87,6 +89,19 @@ def _checked_read(check, response, size):
     return response['Body'].read(size)
 
 
+def _s3_options(endpoint):
+    options = {'addressing_style': 'path' if endpoint else 'auto'}
+    if endpoint is None or endpoint.lower().startswith('https:'):
+        # Over TLS a body needs no SHA-256 of its own in the signature
+        # (UNSIGNED-PAYLOAD): TLS protects it on the way.  botocore
+        # skips that hash over TLS only for bodies sent with a checksum,
+        # which ours are not (request_checksum_calculation, below).
+        # Measured on SeaweedFS over TLS, 256 MiB written: 0.37 s of
+        # CPU against 0.57, 169 MiB/s against 140.
+        options['payload_signing_enabled'] = False
+    return options
+
+
 def _retry_attempts(response):
     """How many times botocore sent the request of `response` again."""
     try:
@@ -122,7 +137,7 @@ class S3Client:
             response_checksum_validation='when_required',
             # A custom endpoint (Ceph, SeaweedFS...) rarely has a DNS
             # name per bucket; AWS prefers virtual hosts.
-            s3={'addressing_style': 'path' if endpoint else 'auto'})
+            s3=_s3_options(endpoint))
         session = boto3.session.Session()
         self.s3 = session.client(
             's3', endpoint_url=endpoint, aws_access_key_id=access_key,
