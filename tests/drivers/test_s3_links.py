@@ -175,6 +175,16 @@ async def test_data_no_link_names_is_collected_once_old(make):
     assert await driver.get('ns/kept') == kept
 
 
+async def one_link(make, seed):
+    """A driver whose ns/a links 6 MiB of data: the driver, the bytes,
+    the data's id."""
+    driver = make()
+    data = blob(6 * MIB, seed)
+    await driver.write('ns/a', chunks_of(data))
+    [data_id] = data_ids(driver)
+    return driver, data, data_id
+
+
 def put_doomed(driver, data_id):
     """The collector's marker on the data, as a collector that died
     would leave it."""
@@ -188,10 +198,7 @@ async def test_a_link_to_data_doomed_by_a_dead_collector_stays(
     # A marker nobody takes away: the writer waits VERDICT_WAIT for a
     # verdict; the data still there, its link stands.
     monkeypatch.setattr(s3_links, 'VERDICT_WAIT', 0.5)
-    driver = make()
-    data = blob(6 * MIB, 10)
-    await driver.write('ns/a', chunks_of(data))
-    [data_id] = data_ids(driver)
+    driver, data, data_id = await one_link(make, 10)
     doomed = put_doomed(driver, data_id)
     started = time.monotonic()
     await driver.move('ns/a', 'ns/b')
@@ -206,10 +213,7 @@ async def test_a_link_to_data_doomed_by_a_dead_collector_stays(
 
 async def test_a_link_whose_data_goes_while_it_waits_is_withdrawn(
         make, monkeypatch):
-    driver = make()
-    data = blob(6 * MIB, 16)
-    await driver.write('ns/a', chunks_of(data))
-    [data_id] = data_ids(driver)
+    driver, data, data_id = await one_link(make, 16)
     put_doomed(driver, data_id)
     move = asyncio.ensure_future(driver.move('ns/a', 'ns/b'))
     # Once the link is written (the writer waits), the data goes, as a
@@ -231,10 +235,7 @@ async def test_a_collector_slower_than_half_the_wait_keeps_the_data(
     # A writer that saw the marker may stop waiting and keep its link:
     # a collector past half the wait by its decision must not delete.
     monkeypatch.setattr(s3_links, 'VERDICT_WAIT', 0.6)
-    driver = make()
-    data = blob(6 * MIB, 17)
-    await driver.write('ns/a', chunks_of(data))
-    [data_id] = data_ids(driver)
+    driver, data, data_id = await one_link(make, 17)
     real = s3_links._named
     looks = []
 
