@@ -14,7 +14,7 @@ import pytest
 from tests.drivers import s3_fixtures, test_s3
 from tests.drivers.test_contract import chunks_of
 from tests.drivers.test_s3 import blob, record_requests
-from zuul_registry.drivers import s3_links
+from zuul_registry.drivers import s3_collect, s3_links
 from zuul_registry.drivers.base import ObjectNotFound
 
 MIB = 1024 ** 2
@@ -236,7 +236,7 @@ async def test_a_collector_slower_than_half_the_wait_keeps_the_data(
     # a collector past half the wait by its decision must not delete.
     monkeypatch.setattr(s3_links, 'VERDICT_WAIT', 0.6)
     driver, data, data_id = await one_link(make, 17)
-    real = s3_links._named
+    real = s3_collect._named
     looks = []
 
     async def slow(*args):
@@ -245,17 +245,17 @@ async def test_a_collector_slower_than_half_the_wait_keeps_the_data(
         if len(looks) > 1:          # the looks after the marker
             await asyncio.sleep(0.4)
         return named
-    monkeypatch.setattr(s3_links, '_named', slow)
+    monkeypatch.setattr(s3_collect, '_named', slow)
     # Nothing names the data (its link deleted behind the driver's back).
     driver.client.s3.delete_object(Bucket=driver.bucket,
                                    Key=driver.key('ns/a'))
     assert await driver.collect_leftovers(before=time.time() + 60) == []
     assert len(looks) >= 2
-    assert 'data' in await s3_links._entries(driver, data_id)
+    assert 'data' in await s3_links.entries(driver, data_id)
     assert not [key for key in bucket_keys(driver)
                 if key.endswith('/' + s3_links.DOOMED)]
     # In time, the same collection takes it.
-    monkeypatch.setattr(s3_links, '_named', real)
+    monkeypatch.setattr(s3_collect, '_named', real)
     assert len(await driver.collect_leftovers(before=time.time() + 60)) == 1
     assert data_ids(driver) == []
 
@@ -275,11 +275,11 @@ async def test_a_redirect_to_a_link_names_its_data(make):
 
 # -- races, one step held ----------------------------------------------------
 
-def hold_first_call(monkeypatch, name):
-    """Make the first call of s3_links.`name` wait for the returned
+def hold_first_call(monkeypatch, name, module=s3_links):
+    """Make the first call of `module`.`name` wait for the returned
     event (the others go straight through); `started` is set when it is
     held."""
-    real = getattr(s3_links, name)
+    real = getattr(module, name)
     release, started = asyncio.Event(), asyncio.Event()
     calls = []
 
@@ -289,7 +289,7 @@ def hold_first_call(monkeypatch, name):
             started.set()
             await release.wait()
         return await real(*args, **kwargs)
-    monkeypatch.setattr(s3_links, name, held)
+    monkeypatch.setattr(module, name, held)
     return started, release
 
 
@@ -319,7 +319,8 @@ async def test_collection_that_looked_before_a_move_keeps_the_data(
     driver = make()
     data = blob(6 * MIB, 14)
     await driver.write('ns/a', chunks_of(data))
-    started, release = hold_first_call(monkeypatch, '_named')
+    started, release = hold_first_call(monkeypatch, '_named',
+                                       module=s3_collect)
     collection = asyncio.ensure_future(
         driver.collect_leftovers(before=time.time() + 60))
     await started.wait()
@@ -331,12 +332,12 @@ async def test_collection_that_looked_before_a_move_keeps_the_data(
                 if key.endswith('/' + s3_links.DOOMED)]
 
 
-def hold_calls(monkeypatch, name, count, *, after=()):
-    """Hold each of the first `count` calls of s3_links.`name` until its
+def hold_calls(monkeypatch, name, count, *, after=(), module=s3_links):
+    """Hold each of the first `count` calls of `module`.`name` until its
     event in the returned list is set (call n: release[n]), before the
     real call, or after it for the call numbers in `after`; started[n]
     is set once call n is held.  Later calls go straight through."""
-    real = getattr(s3_links, name)
+    real = getattr(module, name)
     started = [asyncio.Event() for _ in range(count)]
     release = [asyncio.Event() for _ in range(count)]
     calls = []
@@ -351,7 +352,7 @@ def hold_calls(monkeypatch, name, count, *, after=()):
         started[number].set()
         await release[number].wait()
         return result if number in after else await real(*args, **kwargs)
-    monkeypatch.setattr(s3_links, name, held)
+    monkeypatch.setattr(module, name, held)
     return started, release
 
 
@@ -366,7 +367,8 @@ async def test_a_writer_that_finds_the_data_doomed_waits_for_the_verdict(
     data = blob(6 * MIB, 15)
     await driver.write('ns/a', chunks_of(data))
     publishing, publish = hold_calls(monkeypatch, 'publish', 2)
-    examining, examine = hold_calls(monkeypatch, '_named', 2, after={0})
+    examining, examine = hold_calls(monkeypatch, '_named', 2, after={0},
+                                    module=s3_collect)
     first = asyncio.ensure_future(driver.move('ns/a', 'ns/b'))
     await publishing[0].wait()
     second = asyncio.ensure_future(driver.move('ns/a', 'ns/b'))

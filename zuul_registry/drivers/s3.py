@@ -53,8 +53,8 @@ import secrets
 import time
 
 from zuul_registry.drivers import (
-    base, coordination, s3_concat, s3_leftovers, s3_links, s3_listing,
-    s3_multipart, s3_probe)
+    base, coordination, s3_collect, s3_concat, s3_leftovers, s3_links,
+    s3_listing, s3_multipart, s3_probe)
 from zuul_registry.drivers.s3_client import (
     S3Client, S3Error, describe, is_not_found, status_of)
 
@@ -401,7 +401,7 @@ class S3Driver(base.Driver):
         # Children first: SeaweedFS keeps directories, and may refuse to
         # delete a key that names one while it still has children.
         keys = [name async for name, _ in self.listing(key + '/')]
-        await s3_links.delete(self, keys + [key])
+        await s3_collect.delete(self, keys + [key])
         await s3_listing.relist(self, key)
 
     async def _list(self, path):
@@ -423,5 +423,5 @@ class S3Driver(base.Driver):
         await self.ready()
         return await s3_leftovers.collect(self, before=before,
                                           dry_run=dry_run) + \
-            await s3_links.collect(self, before=before, dry_run=dry_run)
+            await s3_collect.collect(self, before=before, dry_run=dry_run)
 

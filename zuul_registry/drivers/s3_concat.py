@@ -25,7 +25,7 @@ import logging
 import math
 from typing import NamedTuple
 
-from zuul_registry.drivers import base, s3_links
+from zuul_registry.drivers import base, s3_collect, s3_links
 from zuul_registry.drivers.s3_client import S3Error
 from zuul_registry.drivers.s3_multipart import (
     MAX_PARTS, Upload, gather, source_error)
@@ -57,7 +57,7 @@ async def concat(driver, path, parts, heads, *, consume):
     if consume:
         try:
             # The data of links among them is not needed any more.
-            await s3_links.delete(driver, [driver.key(name) for name in names
+            await s3_collect.delete(driver, [driver.key(name) for name in names
                                            if name != path])
         except S3Error as e:
             log.warning('Could not delete the parts consumed by %s: %s',

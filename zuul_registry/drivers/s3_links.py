@@ -17,46 +17,20 @@ Deleting a link deletes the data objects no other link names.  The
 data of a link written over (a blob pushed again) is not touched then:
 a reader may have read the old link a moment before.  That data, and
 what a crash leaves (data whose link was never written, or whose
-deletion was cut short), is removed by `collect` (the driver's
-`collect_leftovers`, run by prune) once older than its cut-off.  A read
+deletion was cut short), is removed by s3_collect.collect (the
+driver's `collect_leftovers`, run by prune) once older than its
+cut-off.  A read
 whose data is gone before its first byte reads the link again.
 
 To find the links that may name a data object without reading every
-link, each link writer first leaves an *owner hint* next to the data, ``.zr-data/<id>/owner-<hash>``,
-holding the link's path.  Hints are never removed while the data lives:
-a path can name the data again later (a blob quarantined and restored).
+link, each link writer first leaves an *owner hint* next to the data,
+``.zr-data/<id>/owner-<hash>``, holding the link's path.  Hints are
+never removed while the data lives: a path can name the data again
+later (a blob quarantined and restored).
 
-Collection against writers of links, with no lock:
-
-* a writer leaves its hints, writes its link, then looks at each data
-  object's directory: data gone, it takes its link back and fails; a
-  ``doomed`` marker there, it waits for the collector's verdict: the
-  marker taken away, or still there after VERDICT_WAIT (a collector
-  that died, or gave up), the data stays and so does the link; the data
-  gone, it takes its link back and fails;
-* the collector (the deletion of a link, or `collect` for data older
-  than its cut-off) takes a data object whose hinted links all name
-  other data, puts the ``doomed`` marker, then reads the
-  hints and their links again, and again while new hints show up: a
-  link naming the data removes the marker and keeps it; else the data
-  goes, its hints and marker after it, unless more than half of
-  VERDICT_WAIT has passed since the marker: a writer may have stopped
-  waiting, so it gives up, takes the marker away and keeps the data
-  for a later collection.
-
-A writer that looked before the marker was put had written its link
-before, so the collector's look after the marker finds it.  A writer
-that saw the marker does not take its link back while the collector may
-still decide to keep the data: another writer may have written the same
-link at the same path (two completions of one blob) and already
-answered, and the collector kept the data for that link.  A writer
-that stops waiting keeps its link: the collector, if still deciding,
-is then past half the wait and gives up (short of a stall of that long
-between its look at the clock and its deletion).  A link is
-replaced only after the new one is written (a move writes the
-destination before deleting the source), and each new link's hint is
-written before, so a chain of moves cannot slip between the collector's
-reads: the source missing means the next hint is there to read.
+Collection (s3_collect) takes the data no link names, with no lock
+against the writers of links: `publish` is the writer's side of that
+protocol, described there.
 """
 
 import asyncio
@@ -83,8 +57,6 @@ MAX_SEGMENTS = 1000
 # Small parts of a concat of links, copied each into a data object: at
 # most this many, else the concat is copied whole.
 MAX_SMALL_COPIES = 16
-# Data objects examined at once by `collect`.
-COLLECT_PARALLEL = 8
 # How long a writer that found its data doomed waits for the collector's
 # verdict (an examination takes a few requests), and how often it looks.
 VERDICT_WAIT = 10.0
@@ -151,7 +123,7 @@ def _owner_key(driver, data_id, path):
 
 # -- reading links ------------------------------------------------------------
 
-async def _get_small(driver, key, *, wanted=None):
+async def get_small(driver, key, *, wanted=None):
     """The body of the small object `key`; None if it is missing, or if
     `wanted` refuses its answer (the body then unread)."""
     try:
@@ -173,7 +145,7 @@ async def _get_small(driver, key, *, wanted=None):
 async def segments_of(driver, key):
     """The segments of the link `key`; None if `key` is missing or holds
     bytes of its own."""
-    body = await _get_small(driver, key, wanted=is_link)
+    body = await get_small(driver, key, wanted=is_link)
     return None if body is None else _parse(body)
 
 
@@ -228,7 +200,7 @@ async def write(driver, path, held, rest, *, exclusive):
                       exclusive=exclusive)
     except BaseException:
         # Nobody else knows the id: its objects can go at once.
-        await asyncio.shield(_forget(driver, data_id))
+        await asyncio.shield(forget(driver, data_id))
         raise
     return size
 
@@ -249,14 +221,14 @@ async def publish(driver, path, segments, *, exclusive=False):
         key, body.encode(), exclusive=exclusive, metadata={
             LINK_FLAG: '1',
             LINK_SIZE: str(sum(segment.size for segment in segments))})
-    entries = await _verdicts(driver, ids)
-    if all('data' in found for found in entries):
+    directories = await _verdicts(driver, ids)
+    if all('data' in found for found in directories):
         return
     if await segments_of(driver, key) == segments:
         await driver.delete_keys([key])
     # Where the data is gone, our hints are all that is left of it.
-    await asyncio.gather(*[_forget(driver, data_id) for data_id, found
-                           in zip(ids, entries) if 'data' not in found])
+    await asyncio.gather(*[forget(driver, data_id) for data_id, found
+                           in zip(ids, directories) if 'data' not in found])
     raise Withdrawn('%s: its data was collected meanwhile' % path)
 
 
@@ -264,19 +236,19 @@ async def _verdicts(driver, ids):
     """The directory entries of each data object of `ids`, once no
     collector is deciding on one (or VERDICT_WAIT has passed: a
     collector still deciding then gives up)."""
-    entries = await asyncio.gather(*[_entries(driver, data_id)
+    directories = await asyncio.gather(*[entries(driver, data_id)
                                      for data_id in ids])
     deadline = asyncio.get_running_loop().time() + VERDICT_WAIT
     while True:
-        waiting = [n for n, found in enumerate(entries)
+        waiting = [n for n, found in enumerate(directories)
                    if DOOMED in found and 'data' in found]
         if not waiting or asyncio.get_running_loop().time() >= deadline:
-            return entries
+            return directories
         await asyncio.sleep(VERDICT_POLL)
-        again = await asyncio.gather(*[_entries(driver, ids[n])
+        again = await asyncio.gather(*[entries(driver, ids[n])
                                        for n in waiting])
         for n, found in zip(waiting, again):
-            entries[n] = found
+            directories[n] = found
 
 
 async def heads(driver, names):
@@ -322,7 +294,7 @@ async def concat(driver, path, parts, found, *, consume):
         await publish(driver, path, [s for s in segments if s.size])
     except BaseException:
         await asyncio.shield(asyncio.gather(*[
-            _forget(driver, segment.id) for segment in copied.values()]))
+            forget(driver, segment.id) for segment in copied.values()]))
         raise
     if consume:
         try:
@@ -349,9 +321,9 @@ async def _copy_in(driver, name, head):
     return Segment(data_id, head['ContentLength'])
 
 
-# -- collection ---------------------------------------------------------------
+# -- a data object's directory ------------------------------------------------
 
-async def _entries(driver, data_id):
+async def entries(driver, data_id):
     """{name: listing entry} of the data object's directory."""
     root = data_root(driver, data_id)
     kwargs = {'Bucket': driver.bucket, 'Prefix': root}
@@ -370,99 +342,12 @@ async def _entries(driver, data_id):
         kwargs['ContinuationToken'] = page['NextContinuationToken']
 
 
-async def _forget(driver, data_id):
+async def forget(driver, data_id):
     """Delete a data object and everything next to it; best effort."""
     try:
         await driver.delete_keys([data_key(driver, data_id)])
         await driver.delete_keys([data_root(driver, data_id) + name
-                                  for name in await _entries(driver,
+                                  for name in await entries(driver,
                                                              data_id)])
     except S3Error as e:
         log.warning('Could not delete the data %s: %s', data_id, e)
-
-
-async def _named(driver, data_id, owners):
-    """Whether a link at one of the hinted paths names the data."""
-    async def names(owner):
-        path = await _get_small(driver, data_root(driver, data_id) + owner)
-        if path is None:
-            return False
-        segments = await segments_of(driver, driver.key(path.decode()))
-        return any(segment.id == data_id for segment in segments or ())
-    return any(await asyncio.gather(*[names(owner) for owner in owners]))
-
-
-def _owners(entries):
-    return {name for name in entries if name.startswith(OWNER)}
-
-
-async def _examine(driver, data_id, *, before=None, dry_run=False):
-    """Collect the data object if no link names it (and, `before` given,
-    nothing next to it is more recent); its Leftover."""
-    entries = await _entries(driver, data_id)
-    if not entries or before is not None and any(
-            entry['LastModified'].timestamp() >= before
-            for entry in entries.values()):
-        return None   # gone, or touched since the cut-off
-    doomed_key = data_root(driver, data_id) + DOOMED
-    if await _named(driver, data_id, _owners(entries)):
-        if DOOMED in entries and not dry_run:
-            await driver.delete_keys([doomed_key])
-        return None
-    size = entries.get('data', {}).get('Size', 0)
-    leftover = base.Leftover('%s%s (data)' % (DATA_ROOT, data_id), size)
-    if dry_run:
-        return leftover
-    await driver.put_object(doomed_key, b'')
-    doomed_at = asyncio.get_running_loop().time()
-    checked = None
-    while True:
-        owners = _owners(await _entries(driver, data_id))
-        if checked is not None and owners <= checked:
-            break
-        if await _named(driver, data_id, owners):
-            await driver.delete_keys([doomed_key])
-            return None
-        checked = owners | (checked or set())
-    if asyncio.get_running_loop().time() - doomed_at > VERDICT_WAIT / 2:
-        # A writer that saw the marker may have stopped waiting and kept
-        # a link we did not read.
-        log.warning('Data %s: examined too slowly to collect; kept for '
-                    'the next collection', data_id)
-        await driver.delete_keys([doomed_key])
-        return None
-    await _forget(driver, data_id)
-    return leftover
-
-
-async def delete(driver, keys):
-    """Delete the objects `keys`, and the data of the links among them
-    that no other link names."""
-    found = await asyncio.gather(*[driver.head(key) for key in keys])
-    linked = [key for key, head in zip(keys, found)
-              if head is not None and is_link(head)]
-    segments = await asyncio.gather(*[segments_of(driver, key)
-                                      for key in linked])
-    await driver.delete_keys(keys)
-    ids = dict.fromkeys(segment.id for listed in segments
-                        for segment in listed or ())
-    await _examine_all(driver, ids)
-
-
-async def _examine_all(driver, ids, **options):
-    limit = asyncio.Semaphore(COLLECT_PARALLEL)
-
-    async def examine(data_id):
-        async with limit:
-            return await _examine(driver, data_id, **options)
-    found = await asyncio.gather(*[examine(data_id) for data_id in ids])
-    return [leftover for leftover in found if leftover is not None]
-
-
-async def collect(driver, *, before, dry_run):
-    """The data objects no link names, older than `before`, removed
-    (unless `dry_run`): their Leftovers."""
-    root = driver.prefix + DATA_ROOT
-    ids = [name[len(root):].rstrip('/') async for name, subtree in
-           driver.listing(root, delimiter='/') if subtree]
-    return await _examine_all(driver, ids, before=before, dry_run=dry_run)
