@@ -1,6 +1,7 @@
 """S3 storage next to direct S3: push and pull of one large blob.
 
     python -m bench.s3 [--kind ceph|seaweedfs] [--blob-mib 256] [--repeat 3]
+                       [--tls]
 
 For each S3 server (started on loopback by tests.drivers.s3_server) and
 in the same run, interleaved, the best of `--repeat`:
@@ -12,6 +13,10 @@ in the same run, interleaved, the best of `--repeat`:
   pushed in one PATCH and pulled (bench.large), as `python -m bench` does;
 - **redirect**: the same with `redirect: true`: the pull follows the 307
   to a presigned URL, and the S3 server sends the bytes.
+
+With `--tls`, a SeaweedFS whose S3 port speaks TLS only (a CA of its own,
+trusted through the storage's `ca`) replaces both servers, and there is
+no redirect row (this client follows redirects to plain http only).
 
 It prints MiB/s and the ratio to direct.  The blob is one random MiB
 repeated, so no side holds it whole (boto3's direct PutObject gets it as
@@ -62,7 +67,7 @@ def _driver(server, bucket, blob):
             yield bytes(piece)
 
     async def measure():
-        driver = S3Driver(bucket, **client_options(server))
+        driver = S3Driver(bucket, ca=server.ca, **client_options(server))
         await driver.open()
         try:
             started = time.monotonic()
@@ -97,6 +102,8 @@ class OursOnS3(Ours):
             'access-key': self.server.access_key,
             'secret-key': self.server.secret_key,
             'redirect': self.redirect}
+        if self.server.ca:
+            config['registry']['storage']['ca'] = self.server.ca
         return config
 
 
@@ -117,11 +124,23 @@ def main(argv=None):
                         choices=['ceph', 'seaweedfs'])
     parser.add_argument('--blob-mib', type=int, default=256)
     parser.add_argument('--repeat', type=int, default=3)
+    parser.add_argument('--tls', action='store_true',
+                        help='a SeaweedFS over TLS only (Ceph has none here)')
     args = parser.parse_args(argv)
     from tests.drivers import s3_server
+    kinds = args.kind or ['ceph', 'seaweedfs']
+    if args.tls:
+        if kinds != ['seaweedfs'] and args.kind:
+            parser.error('--tls: SeaweedFS only')
+        kinds = ['seaweedfs']
+        from tests.drivers.s3_seaweedfs import SeaweedFS
+        tls_server = SeaweedFS(tls=True).start()
+    # The bench's client follows redirects to plain http only.
+    paths = ('direct', 'driver', 'registry') + (
+        () if args.tls else ('redirect',))
     rows = []
-    for kind in args.kind or ['ceph', 'seaweedfs']:
-        server = s3_server.server(kind)
+    for kind in kinds:
+        server = tls_server if args.tls else s3_server.server(kind)
         bucket = s3_server.new_bucket(kind)
         server.client().create_bucket(Bucket=bucket)
         best = {}
@@ -138,14 +157,18 @@ def main(argv=None):
                         ('registry', lambda: _registry(registry, blob, run)),
                         ('redirect', lambda: _registry(redirecting, blob,
                                                        run))):
+                    if name not in paths:
+                        continue
                     times = measure()
                     previous = best.get(name, (float('inf'),) * 2)
                     best[name] = tuple(map(min, previous, times))
-        for name in ('direct', 'driver', 'registry', 'redirect'):
+        for name in paths:
             push, pull = (args.blob_mib / t for t in best[name])
             ratio = [(args.blob_mib / t) / (args.blob_mib / d) for t, d
                      in zip(best[name], best['direct'])]
             rows.append((kind, name, push, pull, *ratio))
+    if args.tls:
+        tls_server.stop()
     print('%-10s %-9s %10s %10s %8s %8s' % (
         'server', 'path', 'push MiB/s', 'pull MiB/s', 'push/dir', 'pull/dir'))
     for row in rows:
