@@ -173,3 +173,36 @@ async def test_collection_refuses_when_listings_do_not_mark_manifests(
     assert await driver.collect_leftovers(before=time.time() + 60) == []
     assert await driver.get('ns/blob') == b'0123456789'
     assert scratch() == ['.segments/crashed/000000']
+
+
+@pytest.mark.xfail(strict=True, reason='known bug, not fixed yet: a move '
+                   'copies a plain object, publishes it, then deletes the '
+                   'source, so two moves in opposite directions (the '
+                   'quarantine holding a small blob while a request '
+                   'restores it) can each delete the other\'s new copy')
+async def test_opposite_moves_of_a_plain_object_keep_it_somewhere(
+        make_driver, monkeypatch):
+    # Found by the online prune workload on Swift: a 3 KiB blob
+    # quarantined by prune while a request restored it, gone from both
+    # places until a client pushed it again.
+    driver, _ = make_driver()
+    await driver.put('ns/a', b'small blob')
+    real = swift_handover._quietly
+    published, release = asyncio.Event(), asyncio.Event()
+    calls = []
+
+    async def held(coroutine):
+        calls.append(None)
+        if len(calls) == 1:       # the first move: q written, a not yet
+            published.set()       # deleted
+            await release.wait()
+        return await real(coroutine)
+    monkeypatch.setattr(swift_handover, '_quietly', held)
+    hold = asyncio.ensure_future(driver.move('ns/a', 'ns/q'))
+    await published.wait()
+    await driver.move('ns/q', 'ns/a')     # the restore, whole
+    release.set()
+    await hold
+    found = [path for path in ('ns/a', 'ns/q')
+             if await driver.stat(path) is not None]
+    assert found, 'the object is in neither place'
