@@ -10,6 +10,7 @@ import time
 import pytest
 
 from tests.drivers import s3_fixtures
+from tests.drivers.held_calls import hold_first_call, moves_both_ways
 from tests.drivers.test_contract import chunks_of, failing_after
 from tests.unit.test_cli import run
 from zuul_registry.drivers.base import AlreadyExists, DriverError
@@ -316,24 +317,7 @@ async def test_reads_of_an_unreachable_server_are_driver_errors(make, kind):
 async def test_opposite_moves_of_a_small_object_keep_it_somewhere(
         make, monkeypatch):
     from zuul_registry.drivers import s3_collect
-    driver = make()
-    await driver.put('ns/a', b'small blob')
-    real = s3_collect.delete
-    copied, release = asyncio.Event(), asyncio.Event()
-    calls = []
-
-    async def held(*args):
-        calls.append(None)
-        if len(calls) == 1:       # the first move: q written, a not yet
-            copied.set()          # deleted
-            await release.wait()
-        return await real(*args)
-    monkeypatch.setattr(s3_collect, 'delete', held)
-    hold = asyncio.ensure_future(driver.move('ns/a', 'ns/q'))
-    await copied.wait()
-    await driver.move('ns/q', 'ns/a')     # the restore, whole
-    release.set()
-    await hold
-    found = [path for path in ('ns/a', 'ns/q')
-             if await driver.stat(path) is not None]
+    # The first move held after its copy, before it deletes ns/a.
+    held = hold_first_call(monkeypatch, s3_collect, 'delete')
+    found = await moves_both_ways(make(), *held)
     assert found, 'the object is in neither place'

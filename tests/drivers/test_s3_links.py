@@ -12,6 +12,7 @@ import urllib.request
 import pytest
 
 from tests.drivers import s3_fixtures, test_s3
+from tests.drivers.held_calls import hold_calls, hold_first_call
 from tests.drivers.test_contract import chunks_of
 from tests.drivers.test_s3 import blob, record_requests
 from zuul_registry.drivers import s3_collect, s3_links
@@ -277,24 +278,6 @@ async def test_a_redirect_to_a_link_names_its_data(make):
 
 # -- races, one step held ----------------------------------------------------
 
-def hold_first_call(monkeypatch, name, module=s3_links):
-    """Make the first call of `module`.`name` wait for the returned
-    event (the others go straight through); `started` is set when it is
-    held."""
-    real = getattr(module, name)
-    release, started = asyncio.Event(), asyncio.Event()
-    calls = []
-
-    async def held(*args, **kwargs):
-        calls.append(args)
-        if len(calls) == 1:
-            started.set()
-            await release.wait()
-        return await real(*args, **kwargs)
-    monkeypatch.setattr(module, name, held)
-    return started, release
-
-
 async def test_a_move_whose_source_is_deleted_meanwhile_fails_whole(
         make, monkeypatch):
     # A completion reads its chunks' links, and a cancellation deletes
@@ -302,7 +285,7 @@ async def test_a_move_whose_source_is_deleted_meanwhile_fails_whole(
     # is written: that link must not stay, naming data that is gone.
     driver = make()
     await driver.write('ns/a', chunks_of(blob(6 * MIB, 13)))
-    started, release = hold_first_call(monkeypatch, 'publish')
+    started, release = hold_first_call(monkeypatch, s3_links, 'publish')
     move = asyncio.ensure_future(driver.move('ns/a', 'ns/b'))
     await started.wait()
     await driver.delete('ns/a')
@@ -321,8 +304,7 @@ async def test_collection_that_looked_before_a_move_keeps_the_data(
     driver = make()
     data = blob(6 * MIB, 14)
     await driver.write('ns/a', chunks_of(data))
-    started, release = hold_first_call(monkeypatch, '_named',
-                                       module=s3_collect)
+    started, release = hold_first_call(monkeypatch, s3_collect, '_named')
     collection = asyncio.ensure_future(
         driver.collect_leftovers(before=time.time() + 60))
     await started.wait()
@@ -332,30 +314,6 @@ async def test_collection_that_looked_before_a_move_keeps_the_data(
     assert await driver.get('ns/b') == data
     assert not [key for key in bucket_keys(driver)
                 if key.endswith('/' + s3_links.DOOMED)]
-
-
-def hold_calls(monkeypatch, name, count, *, after=(), module=s3_links):
-    """Hold each of the first `count` calls of `module`.`name` until its
-    event in the returned list is set (call n: release[n]), before the
-    real call, or after it for the call numbers in `after`; started[n]
-    is set once call n is held.  Later calls go straight through."""
-    real = getattr(module, name)
-    started = [asyncio.Event() for _ in range(count)]
-    release = [asyncio.Event() for _ in range(count)]
-    calls = []
-
-    async def held(*args, **kwargs):
-        number = len(calls)
-        calls.append(args)
-        if number >= len(release):
-            return await real(*args, **kwargs)
-        if number in after:
-            result = await real(*args, **kwargs)
-        started[number].set()
-        await release[number].wait()
-        return result if number in after else await real(*args, **kwargs)
-    monkeypatch.setattr(module, name, held)
-    return started, release
 
 
 async def test_a_writer_that_finds_the_data_doomed_waits_for_the_verdict(
@@ -368,9 +326,9 @@ async def test_a_writer_that_finds_the_data_doomed_waits_for_the_verdict(
     driver = make()
     data = blob(6 * MIB, 15)
     await driver.write('ns/a', chunks_of(data))
-    publishing, publish = hold_calls(monkeypatch, 'publish', 2)
-    examining, examine = hold_calls(monkeypatch, '_named', 2, after={0},
-                                    module=s3_collect)
+    publishing, publish = hold_calls(monkeypatch, s3_links, 'publish', 2)
+    examining, examine = hold_calls(monkeypatch, s3_collect, '_named', 2,
+                                    after={0})
     first = asyncio.ensure_future(driver.move('ns/a', 'ns/b'))
     await publishing[0].wait()
     second = asyncio.ensure_future(driver.move('ns/a', 'ns/b'))

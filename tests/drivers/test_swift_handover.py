@@ -11,6 +11,7 @@ import time
 
 import pytest
 
+from tests.drivers.held_calls import hold_first_call, moves_both_ways
 from tests.drivers.test_consume import write_chunks
 from tests.drivers.test_contract import chunks_of
 from tests.drivers.test_swift import make_driver, manifest, names, swift
@@ -186,23 +187,8 @@ async def test_opposite_moves_of_a_plain_object_keep_it_somewhere(
     # quarantined by prune while a request restored it, gone from both
     # places until a client pushed it again.
     driver, _ = make_driver()
-    await driver.put('ns/a', b'small blob')
-    real = swift_handover._quietly
-    published, release = asyncio.Event(), asyncio.Event()
-    calls = []
-
-    async def held(coroutine):
-        calls.append(None)
-        if len(calls) == 1:       # the first move: q written, a not yet
-            published.set()       # deleted
-            await release.wait()
-        return await real(coroutine)
-    monkeypatch.setattr(swift_handover, '_quietly', held)
-    hold = asyncio.ensure_future(driver.move('ns/a', 'ns/q'))
-    await published.wait()
-    await driver.move('ns/q', 'ns/a')     # the restore, whole
-    release.set()
-    await hold
-    found = [path for path in ('ns/a', 'ns/q')
-             if await driver.stat(path) is not None]
+    # The first move held once its copy is published, before it deletes
+    # ns/a.
+    held = hold_first_call(monkeypatch, swift_handover, '_quietly')
+    found = await moves_both_ways(driver, *held)
     assert found, 'the object is in neither place'

@@ -57,8 +57,8 @@ async def concat(driver, path, parts, heads, *, consume):
     if consume:
         try:
             # The data of links among them is not needed any more.
-            await s3_collect.delete(driver, [driver.key(name) for name in names
-                                           if name != path])
+            await s3_collect.delete(driver, [
+                driver.key(name) for name in names if name != path])
         except S3Error as e:
             log.warning('Could not delete the parts consumed by %s: %s',
                         path, e)

@@ -19,8 +19,8 @@ a reader may have read the old link a moment before.  That data, and
 what a crash leaves (data whose link was never written, or whose
 deletion was cut short), is removed by s3_collect.collect (the
 driver's `collect_leftovers`, run by prune) once older than its
-cut-off.  A read
-whose data is gone before its first byte reads the link again.
+cut-off.  A read whose data is gone before its first byte reads the
+link again.
 
 To find the links that may name a data object without reading every
 link, each link writer first leaves an *owner hint* next to the data,
@@ -237,7 +237,7 @@ async def _verdicts(driver, ids):
     collector is deciding on one (or VERDICT_WAIT has passed: a
     collector still deciding then gives up)."""
     directories = await asyncio.gather(*[entries(driver, data_id)
-                                     for data_id in ids])
+                                         for data_id in ids])
     deadline = asyncio.get_running_loop().time() + VERDICT_WAIT
     while True:
         waiting = [n for n, found in enumerate(directories)
@@ -348,6 +348,6 @@ async def forget(driver, data_id):
         await driver.delete_keys([data_key(driver, data_id)])
         await driver.delete_keys([data_root(driver, data_id) + name
                                   for name in await entries(driver,
-                                                             data_id)])
+                                                            data_id)])
     except S3Error as e:
         log.warning('Could not delete the data %s: %s', data_id, e)
