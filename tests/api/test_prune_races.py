@@ -300,6 +300,34 @@ async def test_a_blob_purged_under_a_manifest_put_is_manifest_blob_unknown(
     await assert_error(response, 400, 'MANIFEST_BLOB_UNKNOWN')
 
 
+async def test_a_purge_finding_the_blob_restored_meanwhile_keeps_it(
+        storage_driver):
+    # Where a driver copies, a restore and the purge's move can both
+    # take the quarantined blob: the restore's copy lands in the store
+    # while the purge holds its own.  The purge must not count the blob
+    # purged (prune would unlink it).
+    driver = storage_driver()
+    digest = oci.Digest.parse(digest_of(b'restored by a copy'))
+    quarantine = Quarantine(driver)
+
+    async def restored_by_a_copy():
+        await driver.put(paths.blob(None, digest), b'restored by a copy')
+
+    try:
+        await driver.put(paths.blob(None, digest), b'restored by a copy')
+        assert await quarantine.hold(None, digest)
+        quarantine.driver = Interleaved(driver, 'stat', '_quarantine_since',
+                                        restored_by_a_copy)
+        assert not await quarantine.purge(None, digest,
+                                          held_before=time.time() + 3600)
+        assert quarantine.driver.ran
+        assert await driver.get(paths.blob(None, digest)) == \
+            b'restored by a copy'
+        assert await quarantine.entries(None) == []
+    finally:
+        await driver.close()
+
+
 async def test_a_chunk_whose_upload_was_collected_meanwhile_is_refused(
         make_driver, aiohttp_client, tmp_path):
     root = tmp_path / 'data'

@@ -35,15 +35,31 @@ def hold_first_call(monkeypatch, module, name):
     return started[0], release[0]
 
 
-async def moves_both_ways(driver, started, release):
-    """Move ns/a to ns/q, with the step whose first call is held by
-    (started, release) held while ns/q moves back to ns/a whole; the
-    paths that hold the object afterwards."""
-    await driver.put('ns/a', b'small blob')
+async def moves_both_ways(driver, hold, *, write=None):
+    """Move ns/a to ns/q with one of its steps held, and while it is held
+    move ns/q back to ns/a whole; the paths that hold the object after.
+
+    `hold()` is called once ns/a is written (by `write(driver, path)`,
+    else a small put) and holds the step: it returns (started, release)
+    events, as hold_first_call does."""
+    if write is None:
+        await driver.put('ns/a', b'small blob')
+    else:
+        await write(driver, 'ns/a')
+    started, release = hold()
     there = asyncio.ensure_future(driver.move('ns/a', 'ns/q'))
-    await started.wait()
+    await asyncio.wait([there, asyncio.ensure_future(started.wait())],
+                       return_when=asyncio.FIRST_COMPLETED)
+    assert not there.done(), 'the move never reached the held step: %r' % (
+        there.exception(),)
     await driver.move('ns/q', 'ns/a')
     release.set()
     await there
     return [path for path in ('ns/a', 'ns/q')
             if await driver.stat(path) is not None]
+
+
+def hold_after_first(monkeypatch, target, name):
+    """hold_first_call, but the first call is held once it has run."""
+    started, release = hold_calls(monkeypatch, target, name, 1, after=(0,))
+    return started[0], release[0]

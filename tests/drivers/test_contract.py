@@ -346,6 +346,33 @@ async def test_move_of_a_missing_object_raises_and_creates_nothing(driver):
     assert await driver.list('ns') == []
 
 
+@pytest.mark.parametrize('written', ['put', 'write'])
+async def test_moves_racing_in_opposite_directions_never_lose_it(
+        driver, written):
+    # As the quarantine's hold (blob to quarantine) races a request's
+    # restore (back): each mover tries its direction again and again.
+    if written == 'put':
+        await driver.put('ns/a', b'moved to and fro')
+    else:
+        await driver.write('ns/a', chunks_of(b'moved ', b'to and fro'))
+    moves = []
+
+    async def mover(src, dst):
+        for _ in range(25):
+            try:
+                await driver.move(src, dst)
+                moves.append(dst)
+            except ObjectNotFound:
+                pass
+            await asyncio.sleep(0)
+    await asyncio.gather(mover('ns/a', 'ns/q'), mover('ns/q', 'ns/a'))
+    there = [path for path in ('ns/a', 'ns/q')
+             if await driver.stat(path) is not None]
+    assert there, 'lost after the moves %s' % moves
+    for path in there:
+        assert await driver.get(path) == b'moved to and fro'
+
+
 # -- delete -------------------------------------------------------------------
 
 async def test_delete_removes_the_object_but_not_a_name_it_prefixes(driver):

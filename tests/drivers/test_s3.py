@@ -10,9 +10,11 @@ import time
 import pytest
 
 from tests.drivers import s3_fixtures
-from tests.drivers.held_calls import hold_first_call, moves_both_ways
+from tests.drivers.held_calls import (
+    hold_after_first, hold_first_call, moves_both_ways)
 from tests.drivers.test_contract import chunks_of, failing_after
 from tests.unit.test_cli import run
+from zuul_registry.drivers import copy_moves
 from zuul_registry.drivers.base import AlreadyExists, DriverError
 
 MIB = 1024 ** 2
@@ -309,15 +311,33 @@ async def test_reads_of_an_unreachable_server_are_driver_errors(make, kind):
     assert await driver.get('ns/a') == b'abc'
 
 
-@pytest.mark.xfail(strict=True, reason='known bug, not fixed yet: a move '
-                   'copies a small object, then deletes the source, so two '
-                   'moves in opposite directions (the quarantine holding a '
-                   'small blob while a request restores it) can each delete '
-                   'the other\'s new copy')
-async def test_opposite_moves_of_a_small_object_keep_it_somewhere(
-        make, monkeypatch):
-    from zuul_registry.drivers import s3_collect
-    # The first move held after its copy, before it deletes ns/a.
-    held = hold_first_call(monkeypatch, s3_collect, 'delete')
-    found = await moves_both_ways(make(), *held)
+async def write_link(driver, path):
+    await driver.write(path, chunks_of(b'linked blob'))
+
+
+HELD_STEPS = {
+    # The move from ns/a held once ns/q is published, before it removes
+    # ns/a: the order in which the online prune on S3 lost a blob before
+    # copy_moves (the move back deleted ns/q, then this one ns/a).
+    'published': lambda monkeypatch, driver: hold_first_call(
+        monkeypatch, copy_moves, 'remove_source'),
+    # Held once it has deleted ns/a, before it looks at ns/q again.
+    'deleted': lambda monkeypatch, driver: hold_after_first(
+        monkeypatch, driver, 'delete_keys'),
+}
+
+
+@pytest.mark.parametrize('held', sorted(HELD_STEPS))
+@pytest.mark.parametrize('linked', [False, True], ids=['small', 'link'])
+async def test_opposite_moves_keep_the_object_and_leave_nothing(
+        make, monkeypatch, held, linked):
+    driver = make(link_size=1)
+    found = await moves_both_ways(
+        driver, lambda: HELD_STEPS[held](monkeypatch, driver),
+        write=write_link if linked else None)
     assert found, 'the object is in neither place'
+    for path in found:
+        assert await driver.get(path) == (
+            b'linked blob' if linked else b'small blob')
+    # The keeps are gone, and data no link names too.
+    assert await driver.collect_leftovers(before=time.time() + 60) == []

@@ -11,11 +11,12 @@ import time
 
 import pytest
 
-from tests.drivers.held_calls import hold_first_call, moves_both_ways
+from tests.drivers.held_calls import (
+    hold_after_first, hold_first_call, moves_both_ways)
 from tests.drivers.test_consume import write_chunks
 from tests.drivers.test_contract import chunks_of
 from tests.drivers.test_swift import make_driver, manifest, names, swift
-from zuul_registry.drivers import swift_handover
+from zuul_registry.drivers import copy_moves, swift_handover
 from zuul_registry.drivers.base import ObjectNotFound
 
 __all__ = ['make_driver', 'swift']   # fixtures
@@ -176,19 +177,35 @@ async def test_collection_refuses_when_listings_do_not_mark_manifests(
     assert scratch() == ['.segments/crashed/000000']
 
 
-@pytest.mark.xfail(strict=True, reason='known bug, not fixed yet: a move '
-                   'copies a plain object, publishes it, then deletes the '
-                   'source, so two moves in opposite directions (the '
-                   'quarantine holding a small blob while a request '
-                   'restores it) can each delete the other\'s new copy')
-async def test_opposite_moves_of_a_plain_object_keep_it_somewhere(
-        make_driver, monkeypatch):
-    # Found by the online prune workload on Swift: a 3 KiB blob
-    # quarantined by prune while a request restored it, gone from both
-    # places until a client pushed it again.
-    driver, _ = make_driver()
-    # The first move held once its copy is published, before it deletes
-    # ns/a.
-    held = hold_first_call(monkeypatch, swift_handover, '_quietly')
-    found = await moves_both_ways(driver, *held)
+async def write_joined(driver, path):
+    # Segments under join_under: a move copies them, as a plain object.
+    await driver.write(path, chunks_of(b'joined', b' blob'))
+
+
+HELD_STEPS = {
+    # Held once ns/q is published, before ns/a is removed: the order in
+    # which the online prune workload on Swift lost a 3 KiB blob before
+    # copy_moves (the move back deleted ns/q, then this move ns/a).
+    'published': lambda monkeypatch, driver: hold_first_call(
+        monkeypatch, copy_moves, 'remove_source'),
+    # Held once it has deleted ns/a, before it looks at ns/q again.
+    'deleted': lambda monkeypatch, driver: hold_after_first(
+        monkeypatch, driver, 'delete_object'),
+}
+
+
+@pytest.mark.parametrize('held', sorted(HELD_STEPS))
+@pytest.mark.parametrize('joined', [False, True], ids=['plain', 'joined'])
+async def test_opposite_moves_of_a_copied_object_keep_it(
+        make_driver, monkeypatch, swift, held, joined):
+    driver, _ = make_driver(segment_size=4, join_under=8)
+    found = await moves_both_ways(
+        driver, lambda: HELD_STEPS[held](monkeypatch, driver),
+        write=write_joined if joined else None)
     assert found, 'the object is in neither place'
+    for path in found:
+        assert await driver.get(path) == (
+            b'joined blob' if joined else b'small blob')
+    assert not [name for name in names(swift, driver.container,
+                                       '.segments/')
+                if name.endswith('/keep')]

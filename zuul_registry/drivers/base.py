@@ -24,6 +24,8 @@ them):
   under "a/", and never touches "ab".  `list("a")` names the immediate
   children of "a/" (objects and sub-trees), sorted; a missing path lists
   empty.
+* `move` never loses the object to a concurrent move, whatever their
+  directions: it ends at one of their paths at least.
 * Missing objects raise `ObjectNotFound` from `get`, `read` and `move`;
   `stat` answers None; `delete` of a missing path is not an error.
 * A driver that can (`can_append`) extends objects in place with
@@ -210,7 +212,11 @@ class Driver(abc.ABC):
         return await self._download_url(check_path(path))
 
     async def move(self, src, dst):
-        """Atomically rename the object `src` to `dst`, replacing it."""
+        """Atomically rename the object `src` to `dst`, replacing it.
+
+        Moves racing each other, even in opposite directions, never lose
+        the object: it ends at one of their paths at least (a driver
+        that copies keeps this as copy_moves says)."""
         await self._move(check_path(src), check_path(dst))
 
     async def delete(self, path):

@@ -81,14 +81,21 @@ async def _sources(driver, name, head):
 
 
 async def _copy(driver, source, key):
+    await copy(driver, source.key, key, etag=source.etag)
+
+
+async def copy(driver, source_key, key, *, etag=None):
+    """One CopyObject of `source_key` (if its ETag is still `etag`, when
+    given) to `key`."""
+    conditions = {} if etag is None else {'CopySourceIfMatch': etag}
     try:
         await driver.client.call(
             'copy_object', Bucket=driver.bucket, Key=key,
-            CopySource={'Bucket': driver.bucket, 'Key': source.key},
-            CopySourceIfMatch=source.etag, MetadataDirective='REPLACE',
-            Metadata=driver.stamp())
+            CopySource={'Bucket': driver.bucket, 'Key': source_key},
+            MetadataDirective='REPLACE', Metadata=driver.stamp(),
+            **conditions)
     except Exception as e:
-        raise source_error(source.key, e) from None
+        raise source_error(source_key, e) from None
 
 
 class Source(NamedTuple):

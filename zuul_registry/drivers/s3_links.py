@@ -284,7 +284,7 @@ async def concat(driver, path, parts, found, *, consume):
     copied = {}
     try:
         for name in small:
-            copied[name] = await _copy_in(driver, name, found[name])
+            copied[name] = await copy_in(driver, name, found[name])
         segments = []
         for name in parts:
             if name in linked:
@@ -306,7 +306,7 @@ async def concat(driver, path, parts, found, *, consume):
     return True
 
 
-async def _copy_in(driver, name, head):
+async def copy_in(driver, name, head):
     """Copy the small object `name` into a new data object; its
     Segment."""
     data_id = new_id()

@@ -42,8 +42,11 @@ from zuul_registry.drivers.swift_segments import SwiftError
 log = logging.getLogger('zuul_registry.drivers.swift')
 
 
-async def consume(segments, path, parts):
-    """Create or replace `path` with `parts` joined, handing them over."""
+async def consume(segments, path, parts, *, keep_copied=False):
+    """Create or replace `path` with `parts` joined, handing them over.
+
+    With `keep_copied`, the parts that were copied are left in place,
+    for the caller to remove (a move: copy_moves); they are returned."""
     driver = segments.driver
     names = list(dict.fromkeys(parts))
     described = dict(zip(names, await asyncio.gather(
@@ -88,7 +91,9 @@ async def consume(segments, path, parts):
     await _quietly(driver.gather_limited(
         [driver.delete_object(name, manifest=False)
          for name in claims + [name for name in junk if name]] +
-        [driver.delete_object(name) for name in copied]))
+        [driver.delete_object(name) for name in copied
+         if not keep_copied]))
+    return copied if keep_copied else []
 
 
 async def _detach(driver, name):

@@ -180,7 +180,7 @@ class Segments:
             return {key: group[0][key]
                     for key in ('path', 'etag', 'size_bytes')}
         if len(group) == 1:
-            await self._copy(group[0]['path'], name)
+            await self.copy(group[0]['path'], name)
             return self.entry(name, group[0]['etag'],
                               group[0]['size_bytes'])
         client = self.driver.client
@@ -206,7 +206,7 @@ class Segments:
                     raise base.ObjectNotFound(obj) from None
                 raise
 
-    async def _copy(self, source, name):
+    async def copy(self, source, name):
         """Server-side copy of `source` ("/container/object") to `name`."""
         container, _, obj = source.lstrip('/').partition('/')
         try:

@@ -17,9 +17,15 @@ Two objects per blob, for a namespace NS::
                                        so its modification time says since
                                        when the blob is held
 
-Moving is what makes restoring and purging safe against each other in
-any number of processes: both start by moving (or deleting) the one
-object, and the driver lets only one of them find it.
+Every step is a move, and a move never loses the object to another
+move, whatever their directions (the driver contract): a hold racing a
+restore leaves the blob in the store or here.  On a filesystem, and for
+a Swift manifest handed over, only one of two racing moves finds the
+object.  Where a driver copies (a small Swift object, S3), both can:
+a restore racing a purge may then bring the blob back while the purge
+takes its copy: the purge looks for the blob in the store before it
+destroys its copy, and prune's unlinking of purged blobs puts a link
+back when it finds the blob in the store (prune.py).
 """
 
 import logging
@@ -96,6 +102,11 @@ class Quarantine:
                                                               digest))
         if stamp is None or stamp.mtime >= held_before:
             await self._put_back(private, source)
+            return False
+        if await self.driver.stat(paths.blob(namespace, digest)):
+            # Restored meanwhile by a copy (a driver that copies lets a
+            # restore and this move both succeed): ours is a spare.
+            await self.driver.delete(private)
             return False
         await self.driver.delete(private)
         await self.driver.delete(paths.quarantine_since(namespace, digest))
