@@ -234,7 +234,8 @@ def api_driver(container):
 
 
 def leftover_segments(server, container):
-    """Segment objects that no manifest in `container` refers to."""
+    """Segment objects that no manifest in `container` refers to (and
+    claims of sets none does)."""
     import swiftclient
     conn = swiftclient.Connection(retries=0, **connection_options(server))
     try:
@@ -243,9 +244,13 @@ def leftover_segments(server, container):
         for entry in listing:
             if 'slo_etag' in entry:
                 used.update(_referenced(conn, container, entry['name']))
+        # A claim stays with its set while a manifest needs the set.
+        needed = {name.rsplit('/', 1)[0] for name in used}
         return sorted(entry['name'] for entry in listing
                       if entry['name'].startswith('.segments/') and
-                      entry['name'] not in used)
+                      entry['name'] not in used and not (
+                          entry['name'].endswith('/claim') and
+                          entry['name'].rsplit('/', 1)[0] in needed))
     finally:
         conn.close()
 

@@ -11,8 +11,9 @@ import time
 
 import pytest
 
+from tests.drivers import swift_server
 from tests.drivers.held_calls import (
-    hold_after_first, hold_first_call, moves_both_ways)
+    hold_after_first, hold_calls, hold_first_call, moves_both_ways)
 from tests.drivers.test_consume import write_chunks
 from tests.drivers.test_contract import chunks_of
 from tests.drivers.test_swift import make_driver, manifest, names, swift
@@ -43,14 +44,19 @@ async def test_consumed_segments_are_referred_to_not_copied(make_driver,
     assert segment_set(blob[2][0]) not in {segment_set(name) for m in written
                                            for name, _, _ in m}
     assert await driver.list('ns') == ['blob']
-    # Nothing else is left: no part, no claim, no copied-from segment.
+    # Nothing else is left: no part, no copied-from segment; only the
+    # claims of the sets handed over, which stay with them.
+    claims = sorted({segment_set(name) + '/claim'
+                     for m in written for name, _, _ in m})
     assert sorted(names(swift, driver.container)) == sorted(
-        ['ns/blob'] + [name for name, _, _ in blob])
+        ['ns/blob'] + [name for name, _, _ in blob] + claims)
     await driver.delete('ns/upload')
     assert await driver.get('ns/blob') == b'0123456789abcdefgh'
     await driver.delete('ns/blob')
+    assert names(swift, driver.container) == claims
+    assert scratch() == claims
+    assert await driver.collect_leftovers(before=time.time() + 60)
     assert names(swift, driver.container) == []
-    assert scratch() == []
 
 
 async def test_consumed_segments_nest_past_the_segment_limit(make_driver,
@@ -67,6 +73,7 @@ async def test_consumed_segments_nest_past_the_segment_limit(make_driver,
     await driver.delete('ns/upload')
     assert scratch() == []
     await driver.delete('ns/blob')
+    await driver.collect_leftovers(before=time.time() + 60)   # the claims
     assert names(swift, driver.container) == []
 
 
@@ -103,6 +110,33 @@ async def test_collection_during_a_handover_spares_the_claimed_sets(
     assert collected == []
     assert await driver.get('ns/blob') == b'0123456789abcdef'
     assert scratch() == []
+
+
+@pytest.mark.parametrize('handover', ['completion', 'move'])
+async def test_a_collection_whose_mark_missed_a_handover_spares_its_sets(
+        make_driver, swift, monkeypatch, handover):
+    # The mark lists the manifests before the new one is published and
+    # reads the old one after it let go; the sweep lists the sets after
+    # the hand-over has ended.  Segments older than the cut-off: only
+    # the claim, still there, keeps them.
+    driver, scratch = make_driver(segment_size=4, join_under=3)
+    parts = await write_chunks(driver, 'ns/upload', [b'0123456789abcdef'])
+    if handover == 'move':
+        await driver.concat('ns/blob', parts, consume=True)
+    await asyncio.sleep(1.5)
+    cut_off = time.time() - 0.5
+    started, release = hold_first_call(monkeypatch, driver.segments,
+                                       'manifest')
+    collecting = asyncio.ensure_future(
+        driver.collect_leftovers(before=cut_off))
+    await started.wait()   # the mark has listed the manifests
+    if handover == 'move':
+        await driver.move('ns/blob', 'ns/moved')
+    else:
+        await driver.concat('ns/moved', parts, consume=True)
+    release.set()
+    assert await collecting == []
+    assert await driver.get('ns/moved') == b'0123456789abcdef'
 
 
 async def test_a_part_removed_meanwhile_stops_the_handover(
@@ -177,9 +211,9 @@ async def test_collection_refuses_when_listings_do_not_mark_manifests(
     assert scratch() == ['.segments/crashed/000000']
 
 
-async def write_joined(driver, path):
-    # Segments under join_under: a move copies them, as a plain object.
-    await driver.write(path, chunks_of(b'joined', b' blob'))
+async def write_manifest(driver, path):
+    # A manifest over segments: moved by re-pointing, not copied.
+    await driver.write(path, chunks_of(b'manifest', b' blob'))
 
 
 HELD_STEPS = {
@@ -195,17 +229,54 @@ HELD_STEPS = {
 
 
 @pytest.mark.parametrize('held', sorted(HELD_STEPS))
-@pytest.mark.parametrize('joined', [False, True], ids=['plain', 'joined'])
-async def test_opposite_moves_of_a_copied_object_keep_it(
-        make_driver, monkeypatch, swift, held, joined):
-    driver, _ = make_driver(segment_size=4, join_under=8)
+@pytest.mark.parametrize('kind', ['plain', 'manifest'])
+async def test_opposite_moves_keep_the_object(
+        make_driver, monkeypatch, swift, held, kind):
+    driver, _ = make_driver(segment_size=4)
     found = await moves_both_ways(
         driver, lambda: HELD_STEPS[held](monkeypatch, driver),
-        write=write_joined if joined else None)
+        write=write_manifest if kind == 'manifest' else None)
     assert found, 'the object is in neither place'
     for path in found:
         assert await driver.get(path) == (
-            b'joined blob' if joined else b'small blob')
+            b'manifest blob' if kind == 'manifest' else b'small blob')
     assert not [name for name in names(swift, driver.container,
                                        '.segments/')
                 if name.endswith('/keep')]
+
+
+@pytest.mark.parametrize('kind', ['plain', 'manifest'])
+async def test_a_moving_object_is_at_one_of_its_paths_at_every_step(
+        make_driver, monkeypatch, kind):
+    # A reader (the quarantine's restore, a manifest PUT's check) or a
+    # crash between two requests of the move must find it somewhere.
+    driver, _ = make_driver(segment_size=4)
+    if kind == 'manifest':
+        await write_manifest(driver, 'ns/a')
+    else:
+        await driver.put('ns/a', b'small blob')
+    watcher = swift_server.api_driver(driver.container)
+    started, release = hold_calls(monkeypatch, driver, 'call', 50)
+    moving = asyncio.ensure_future(driver.move('ns/a', 'ns/q'))
+    step = 0
+    try:
+        while True:
+            await asyncio.wait(
+                [moving, asyncio.ensure_future(started[step].wait())],
+                return_when=asyncio.FIRST_COMPLETED)
+            if not started[step].is_set():
+                break
+            # The source first: a move goes from it to the destination.
+            assert await watcher.stat('ns/a') is not None or \
+                await watcher.stat('ns/q') is not None, \
+                'in neither place before request %d of the move' % step
+            release[step].set()
+            step += 1
+        await moving
+    finally:
+        for event in release:
+            event.set()
+        await watcher.close()
+    assert step > 3
+    assert [await driver.stat('ns/a'), await driver.stat('ns/q')
+            is not None] == [None, True]

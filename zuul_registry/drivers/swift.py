@@ -17,10 +17,10 @@ kept on Swift, where a PUT is atomic but nothing can be renamed:
   their bytes are copied into segments of its own (server-side COPY;
   small pieces joined), see swift_segments.  With `consume` the parts'
   segments are handed over and referred to where they lie: no byte is
-  copied (swift_handover).  `move` is a consuming concat; a source it
-  copies (a plain object, or one of small segments) is removed as
-  copy_moves says, so that two moves in opposite directions cannot
-  lose it (its manifest is detached, which only one move can do).
+  copied (swift_handover).  `move` publishes the destination as a
+  manifest over the source's segments, or a server-side copy of a plain
+  object, and only then removes the source, so that moves racing in
+  opposite directions cannot lose it (swift_moves).
 * Segments lie in sets named at random under .segments/, not under the
   object's path: a set belongs to the one manifest that refers to it,
   wherever that is, and goes with it.  `delete(P)` removes P and every
@@ -48,8 +48,8 @@ import time
 from swiftclient.exceptions import ClientException
 
 from zuul_registry.drivers import (
-    base, coordination, copy_moves, swift_auth, swift_collect,
-    swift_handover)
+    base, coordination, swift_auth, swift_collect, swift_handover,
+    swift_moves)
 from zuul_registry.drivers.swift_client import (
     SwiftClient, connection_factory)
 from zuul_registry.drivers.swift_segments import (
@@ -257,32 +257,7 @@ class SwiftDriver(base.Driver):
             await pieces.aclose()
 
     async def _move(self, src, dst):
-        if await swift_handover.consume(self.segments, dst, [src],
-                                        keep_copied=True):
-            await self._remove_copied(src, dst)
-
-    async def _remove_copied(self, src, dst):
-        """Remove the source of a move that copied it (copy_moves), with
-        a server-side copy in a segment set of its own as the keep."""
-        def whole(name):
-            return '/%s/%s' % (self.container, name)
-
-        async def keep():
-            name = self.segments.new_set() + '/keep'
-            await self.segments.copy(whole(src), name)
-            return name
-
-        async def exists():
-            return await self.head(dst) is not None
-
-        async def put_back(kept):
-            await self.segments.copy(whole(kept), src)
-
-        async def drop(kept):
-            await self.delete_object(kept, manifest=False)
-        await copy_moves.remove_source(
-            src, dst, keep=keep, delete=lambda: self.delete_object(src),
-            exists=exists, put_back=put_back, drop=drop)
+        await swift_moves.move(self, src, dst)
 
     async def _delete(self, path):
         await self.delete_object(path)

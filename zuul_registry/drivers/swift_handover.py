@@ -22,13 +22,21 @@ what keeps every guarantee:
 4. Publish the new object's manifest (Swift checks that every segment
    exists).  The segments now belong to it and go when it is deleted with
    multipart-manifest=delete.
-5. Remove, best effort, what it does not need: the claims, the parts'
-   nested manifests and segments that were joined, and the parts whose
-   bytes were all copied (with their segments).
+5. Remove, best effort, what it does not need: the parts' nested
+   manifests and segments that were joined, and the parts whose bytes
+   were all copied (with their segments).  The claims stay: a
+   collection whose mark listed the manifests before step 4 and read the
+   parts' after step 3 finds the set needed by nothing, and only a claim
+   still there when it lists the sets keeps it young.  Nor does a
+   failure remove them: another consumption of the same parts may be
+   in its window.  A claim is an empty object, left in its set when the
+   manifest is deleted with its segments, and collected with the set
+   once nothing needs it and it is older than the cut-off.
 
-A failure in 1 or 2 leaves the parts unchanged.  A failure or crash after
-3 began leaves the object unchanged and the detached parts gone; their
-sets, which nothing refers to, are collected after the cut-off.
+A failure in 1 or 2 leaves the parts unchanged (their sets claimed).  A
+failure or crash after 3 began leaves the object unchanged and the
+detached parts gone; their sets, which nothing refers to, are collected
+after the cut-off.
 """
 
 import asyncio
@@ -42,11 +50,8 @@ from zuul_registry.drivers.swift_segments import SwiftError
 log = logging.getLogger('zuul_registry.drivers.swift')
 
 
-async def consume(segments, path, parts, *, keep_copied=False):
-    """Create or replace `path` with `parts` joined, handing them over.
-
-    With `keep_copied`, the parts that were copied are left in place,
-    for the caller to remove (a move: copy_moves); they are returned."""
+async def consume(segments, path, parts):
+    """Create or replace `path` with `parts` joined, handing them over."""
     driver = segments.driver
     names = list(dict.fromkeys(parts))
     described = dict(zip(names, await asyncio.gather(
@@ -68,32 +73,21 @@ async def consume(segments, path, parts, *, keep_copied=False):
             for item in described[name].nested + [
                 leaf['path'] for leaf in described[name].leaves
                 if leaf['path'] not in kept]]
-    state = {'detaching': False}
 
     async def handover():
         await driver.gather_limited([driver._put(claim, b'')
                                      for claim in claims])
-        state['detaching'] = True
         detached = await driver.gather_limited([_detach(driver, name)
                                                 for name in handed])
         gone = [name for name, done in zip(handed, detached) if not done]
         if gone:
             raise base.ObjectNotFound('%s: removed meanwhile' % gone[0])
 
-    try:
-        await segments.assemble(path, sources, handover=handover)
-    except BaseException:
-        if not state['detaching']:
-            await _quietly(driver.gather_limited([
-                driver.delete_object(claim, manifest=False)
-                for claim in claims]))
-        raise
+    await segments.assemble(path, sources, handover=handover)
     await _quietly(driver.gather_limited(
         [driver.delete_object(name, manifest=False)
-         for name in claims + [name for name in junk if name]] +
-        [driver.delete_object(name) for name in copied
-         if not keep_copied]))
-    return copied if keep_copied else []
+         for name in junk if name] +
+        [driver.delete_object(name) for name in copied]))
 
 
 async def _detach(driver, name):

@@ -4,7 +4,8 @@ What lies in the container besides the objects themselves::
 
     .segments/SET/NNNNNN        a segment
     .segments/SET/mLNNNNNN      a nested manifest (level L)
-    .segments/SET/claim         a set being handed over (swift_handover)
+    .segments/SET/claim         a set handed over (swift_handover) or
+                                moved (swift_moves): kept young then
 
 SET is random, one per `write` or `concat`.  Paths never start with "."
 (the driver contract refuses them), so nothing here collides with an
@@ -229,12 +230,12 @@ class Segments:
                       for start in range(0, len(entries), limit)]
             names = ['%s/m%d%06d' % (segment_set, level, index)
                      for index in range(len(groups))]
-            await asyncio.gather(*[self._put_manifest(name, group)
+            await asyncio.gather(*[self.put_manifest(name, group)
                                    for name, group in zip(names, groups)])
             entries = [self.entry(name, None, None) for name in names]
-        await self._put_manifest(path, entries, exclusive=exclusive)
+        await self.put_manifest(path, entries, exclusive=exclusive)
 
-    async def _put_manifest(self, name, entries, *, exclusive=False):
+    async def put_manifest(self, name, entries, *, exclusive=False):
         token = secrets.token_hex(8)
         headers = {'X-Object-Meta-Writer': token}
         if exclusive:
