@@ -29,8 +29,8 @@ be renamed:
   uploaded parts of their own (s3_concat).  A part is copied only while
   its ETag is the one first seen.  With `consume`, the parts are deleted
   once the object is published.  `move` is a concat of one part, whose
-  source is then removed as copy_moves says, so that two moves in
-  opposite directions cannot lose it.
+  source is then removed so that moves racing in opposite directions
+  cannot lose it (s3_moves).
 * `read` is a GetObject with ``Range``, streamed in `chunk_size` pieces
   and resumed if the connection breaks (s3_client); a link found there
   is read as its data objects.  `list` is a ListObjectsV2 with delimiter
@@ -54,8 +54,8 @@ import secrets
 import time
 
 from zuul_registry.drivers import (
-    base, coordination, copy_moves, s3_collect, s3_concat, s3_leftovers,
-    s3_links, s3_listing, s3_multipart, s3_probe)
+    base, coordination, s3_collect, s3_concat, s3_leftovers, s3_links,
+    s3_listing, s3_moves, s3_multipart, s3_probe)
 from zuul_registry.drivers.s3_client import (
     S3Client, S3Error, describe, is_not_found, status_of)
 
@@ -395,50 +395,7 @@ class S3Driver(base.Driver):
             ExpiresIn=REDIRECT_SECONDS))
 
     async def _move(self, src, dst):
-        await self.ready()
-        found = await s3_links.heads(self, [src])
-        if await s3_links.concat(self, dst, [src], found, consume=False):
-            steps = self._link_keep(src)
-        else:
-            await s3_concat.concat(self, dst, [src], found, consume=False)
-            steps = self._copy_keep(src, found[src])
-
-        async def exists():
-            return await self.head(self.key(dst)) is not None
-        await copy_moves.remove_source(
-            src, dst, delete=lambda: self.delete_keys([self.key(src)]),
-            exists=exists, **steps)
-
-    def _link_keep(self, src):
-        """copy_moves' keep of a link: its segments, nothing copied.  The
-        data is safe meanwhile: collection spares data whose hints were
-        written within its cut-off, as the move just did."""
-        async def keep():
-            segments = await s3_links.segments_of(self, self.key(src))
-            if segments is None:
-                raise base.ObjectNotFound(src)
-            return segments
-
-        async def put_back(segments):
-            await s3_links.publish(self, src, segments)
-
-        async def drop(segments):
-            pass
-        return dict(keep=keep, put_back=put_back, drop=drop)
-
-    def _copy_keep(self, src, head):
-        """copy_moves' keep of a plain object: a copy made by the server
-        into a data object no link names (collected if left behind)."""
-        async def keep():
-            return await s3_links.copy_in(self, src, head)
-
-        async def put_back(segment):
-            await s3_concat.copy(self, s3_links.data_key(self, segment.id),
-                                 self.key(src))
-
-        async def drop(segment):
-            await s3_links.forget(self, segment.id)
-        return dict(keep=keep, put_back=put_back, drop=drop)
+        await s3_moves.move(self, src, dst)
 
     async def _delete(self, path):
         key = self.key(path)
