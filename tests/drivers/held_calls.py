@@ -3,6 +3,8 @@ chosen call, until the test lets it go on."""
 
 import asyncio
 
+from zuul_registry.drivers import copy_moves
+
 
 def hold_calls(monkeypatch, module, name, count, *, after=()):
     """Hold each of the first `count` calls of `module`.`name` until its
@@ -63,3 +65,19 @@ def hold_after_first(monkeypatch, target, name):
     """hold_first_call, but the first call is held once it has run."""
     started, release = hold_calls(monkeypatch, target, name, 1, after=(0,))
     return started[0], release[0]
+
+
+# The steps of a move at which the opposite-moves tests hold it.
+MOVE_STEPS = ('published', 'deleted')
+
+
+def hold_move_step(monkeypatch, driver, step, delete_method):
+    """Hold a move of `driver` at `step`: 'published', once the
+    destination is published and before the source is removed (the order
+    in which the online prune lost a blob before copy_moves: the move
+    back deleted the destination, then this move its source); 'deleted',
+    once its source is deleted (by the driver's `delete_method`) and
+    before it looks at the destination again."""
+    if step == 'published':
+        return hold_first_call(monkeypatch, copy_moves, 'remove_source')
+    return hold_after_first(monkeypatch, driver, delete_method)

@@ -11,10 +11,9 @@ import pytest
 
 from tests.drivers import s3_fixtures
 from tests.drivers.held_calls import (
-    hold_after_first, hold_first_call, moves_both_ways)
+    MOVE_STEPS, hold_move_step, moves_both_ways)
 from tests.drivers.test_contract import chunks_of, failing_after
 from tests.unit.test_cli import run
-from zuul_registry.drivers import copy_moves
 from zuul_registry.drivers.base import AlreadyExists, DriverError
 
 MIB = 1024 ** 2
@@ -315,25 +314,14 @@ async def write_link(driver, path):
     await driver.write(path, chunks_of(b'linked blob'))
 
 
-HELD_STEPS = {
-    # The move from ns/a held once ns/q is published, before it removes
-    # ns/a: the order in which the online prune on S3 lost a blob before
-    # copy_moves (the move back deleted ns/q, then this one ns/a).
-    'published': lambda monkeypatch, driver: hold_first_call(
-        monkeypatch, copy_moves, 'remove_source'),
-    # Held once it has deleted ns/a, before it looks at ns/q again.
-    'deleted': lambda monkeypatch, driver: hold_after_first(
-        monkeypatch, driver, 'delete_keys'),
-}
-
-
-@pytest.mark.parametrize('held', sorted(HELD_STEPS))
+@pytest.mark.parametrize('held', MOVE_STEPS)
 @pytest.mark.parametrize('linked', [False, True], ids=['small', 'link'])
 async def test_opposite_moves_keep_the_object_and_leave_nothing(
         make, monkeypatch, held, linked):
     driver = make(link_size=1)
     found = await moves_both_ways(
-        driver, lambda: HELD_STEPS[held](monkeypatch, driver),
+        driver, lambda: hold_move_step(monkeypatch, driver, held,
+                                       'delete_keys'),
         write=write_link if linked else None)
     assert found, 'the object is in neither place'
     for path in found:

@@ -13,11 +13,12 @@ import pytest
 
 from tests.drivers import swift_server
 from tests.drivers.held_calls import (
-    hold_after_first, hold_calls, hold_first_call, moves_both_ways)
+    MOVE_STEPS, hold_calls, hold_first_call, hold_move_step,
+    moves_both_ways)
 from tests.drivers.test_consume import write_chunks
 from tests.drivers.test_contract import chunks_of
 from tests.drivers.test_swift import make_driver, manifest, names, swift
-from zuul_registry.drivers import copy_moves, swift_handover
+from zuul_registry.drivers import swift_handover
 from zuul_registry.drivers.base import ObjectNotFound
 
 __all__ = ['make_driver', 'swift']   # fixtures
@@ -216,25 +217,14 @@ async def write_manifest(driver, path):
     await driver.write(path, chunks_of(b'manifest', b' blob'))
 
 
-HELD_STEPS = {
-    # Held once ns/q is published, before ns/a is removed: the order in
-    # which the online prune workload on Swift lost a 3 KiB blob before
-    # copy_moves (the move back deleted ns/q, then this move ns/a).
-    'published': lambda monkeypatch, driver: hold_first_call(
-        monkeypatch, copy_moves, 'remove_source'),
-    # Held once it has deleted ns/a, before it looks at ns/q again.
-    'deleted': lambda monkeypatch, driver: hold_after_first(
-        monkeypatch, driver, 'delete_object'),
-}
-
-
-@pytest.mark.parametrize('held', sorted(HELD_STEPS))
+@pytest.mark.parametrize('held', MOVE_STEPS)
 @pytest.mark.parametrize('kind', ['plain', 'manifest'])
 async def test_opposite_moves_keep_the_object(
         make_driver, monkeypatch, swift, held, kind):
     driver, _ = make_driver(segment_size=4)
     found = await moves_both_ways(
-        driver, lambda: HELD_STEPS[held](monkeypatch, driver),
+        driver, lambda: hold_move_step(monkeypatch, driver, held,
+                                       'delete_object'),
         write=write_manifest if kind == 'manifest' else None)
     assert found, 'the object is in neither place'
     for path in found:
