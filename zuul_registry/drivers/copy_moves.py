@@ -1,15 +1,17 @@
 """Moves on stores that cannot rename: the source's removal, guarded.
 
-Swift (a plain object) and S3 move an object by publishing a copy at the
-destination and then deleting the source.  Two such moves in opposite
+Swift and S3 move an object by publishing it at the destination (a
+copy, or a manifest or link naming the same bytes) and then deleting
+the source.  Two such moves in opposite
 directions can each delete the copy the other has just published: the
 quarantine holding a blob (A to Q) while a request restores it (Q to A)
 did exactly that, and the blob was nowhere.  So once the destination is
 published, the source is removed by `remove_source`:
 
-K. keep: a private copy of the source (a link naming the same data
-   where the store has them: nothing copied).  The source gone already
-   means another move took it: nothing is deleted then;
+K. keep: a private copy of the source, or where the source names its
+   bytes (a Swift manifest, an S3 link) just that list: nothing copied.
+   The source gone already means another move took it: nothing is
+   deleted then;
 D. delete the source;
 V. look at the destination;
 B. if it is gone, put the source back from the keep;
