@@ -303,11 +303,17 @@ class _Pruner:
 
     async def _links(self, namespace, purged):
         """Unlink purged blobs from the repositories that linked them,
-        unless pushed again meanwhile."""
+        unless pushed again or restored meanwhile."""
+        back = set()
+        for digest in purged:
+            # A restore racing the purge, where moves copy, can bring the
+            # blob back after the purge looked (quarantine.purge).
+            if await self.driver.stat(paths.blob(namespace, digest)):
+                back.add(digest)
         for repository in await self._repositories(namespace):
             root = '%s/_layers' % paths.repository(namespace, repository.name)
             for digest in await listing.digests(self.driver, root, levels=1):
-                if digest not in purged:
+                if digest not in purged or digest in back:
                     continue
                 self.summary.count('links')
                 if self.dry_run:

@@ -60,6 +60,21 @@ class Interleaved:
         return call
 
 
+class DeleteRecorder:
+    """A driver that records the paths it is asked to delete."""
+
+    def __init__(self, driver):
+        self._driver = driver
+        self.deleted = []
+
+    def __getattr__(self, name):
+        return getattr(self._driver, name)
+
+    async def delete(self, path):
+        self.deleted.append(path)
+        return await self._driver.delete(path)
+
+
 @pytest.fixture
 def storage_driver(make_driver, tmp_path):
     """A new driver on the test's storage (the apps' and prune's)."""
@@ -386,6 +401,36 @@ async def test_a_blob_pushed_again_while_it_is_purged_stays_linked(
         grace=PAST_GRACE,
         wrap=lambda driver: setattr(hook, '_driver', driver) or hook)
     assert hook.ran and summary.objects['purged'] >= 1
+    response = await client.get('/v2/old/base/blobs/' + layer)
+    assert (response.status, await response.read()) == (200,
+                                                         b'old base layer')
+
+
+async def test_a_blob_restored_as_it_is_purged_keeps_its_links(
+        client, run_prune):
+    # Where moves copy, a restore and the purge can both take the held
+    # blob, and the restore's copy can land after the purge looked for
+    # the blob in the store: the blob is then purged from the quarantine
+    # but back in the store, and its links must not go, even for a
+    # moment (a pull would get 404).
+    _, body = await old_base(client, run_prune)
+    layer = json.loads(body)['layers'][0]['digest']
+    await run_prune()
+    digest = oci.Digest.parse(layer)
+
+    async def restored_late():
+        await late._driver.put(paths.blob(None, digest), b'old base layer')
+
+    # Just before the purge of the layer destroys its private copy.
+    late = Interleaved(None, 'delete', digest.hex, restored_late)
+    watch = DeleteRecorder(late)
+    summary = await run_prune(
+        grace=PAST_GRACE,
+        wrap=lambda driver: setattr(late, '_driver', driver) or watch)
+    assert late.ran and summary.objects['purged'] >= 1
+    assert any('/_purging/' in path and digest.hex in path
+               for path in watch.deleted)
+    assert paths.layer_link(None, 'old/base', digest) not in watch.deleted
     response = await client.get('/v2/old/base/blobs/' + layer)
     assert (response.status, await response.read()) == (200,
                                                          b'old base layer')
