@@ -136,7 +136,8 @@ class _Pruner:
             await self._links(namespace, purged)
 
     async def _repositories(self, namespace):
-        return [Repository(namespace, name) for name in await self.storage.catalog.names_in(namespace)]
+        names = await self.storage.catalog.names_in(namespace)
+        return [Repository(namespace, name) for name in names]
 
     # -- uploads ----------------------------------------------------------
 
