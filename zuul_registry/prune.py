@@ -24,11 +24,11 @@ than GRACE and that a mark made after that found unneeded:
    stored now; quarantined blobs it needs are restored, the others go if
    held longer than GRACE.  A PUT racing the purge either restored the
    blob first or finds it gone and fails: restoring and purging each take
-   the one quarantined object by a move, and moves never lose it.  (Where
-   the driver copies, both moves can succeed: the purge finds the blob
-   back in the store and destroys only its spare copy; a restore ending
-   after that look leaves a blob whose links the unlinking below puts
-   back.)  The purge moves it to a private name first and reads its
+   the one quarantined object by a move, and moves never lose it.  (On
+   Swift and S3 both moves can succeed: the purge finds the blob back in
+   the store and destroys only its spare copy; a restore ending after
+   that look leaves a blob whose links the unlinking below leaves
+   alone.)  The purge moves it to a private name first and reads its
    stamp again there, out of reach of any restore or hold: a blob
    restored and held again since the purge was decided (by another
    prune) has a fresh stamp and is put back.  GRACE (hours) is far

@@ -19,13 +19,13 @@ Two objects per blob, for a namespace NS::
 
 Every step is a move, and a move never loses the object to another
 move, whatever their directions (the driver contract): a hold racing a
-restore leaves the blob in the store or here.  On a filesystem, and for
-a Swift manifest handed over, only one of two racing moves finds the
-object.  Where a driver copies (a small Swift object, S3), both can:
+restore leaves the blob in the store or here.  On a filesystem only
+one of two racing moves finds the object (a rename).  On Swift and S3,
+which publish the destination before they remove the source, both can:
 a restore racing a purge may then bring the blob back while the purge
-takes its copy: the purge looks for the blob in the store before it
-destroys its copy, and prune's unlinking of purged blobs puts a link
-back when it finds the blob in the store (prune.py).
+takes its copy.  So the purge looks for the blob in the store before
+it destroys its copy, and prune's unlinking of purged blobs leaves the
+links of one it finds back in the store alone (prune.py).
 """
 
 import logging
