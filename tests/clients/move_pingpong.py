@@ -1,9 +1,11 @@
 """One mover of test_moves_across_processes, in a process of its own:
-`python -m tests.clients.move_pingpong CONFIG SRC DST ROUNDS READY GO`
+`python -m tests.clients.move_pingpong CONFIG SRC DST SECONDS READY GO`
 opens the configured storage, says it is ready (creates READY), waits
-for GO to exist, then moves SRC to DST ROUNDS times, a few
-milliseconds apart (a missing SRC is no error), and prints how many
-moves succeeded."""
+for GO to exist, then moves SRC to DST again and again for SECONDS, a
+few milliseconds apart (a missing SRC is no error), and prints how many
+moves succeeded.  A time, not a count: a move takes a few microseconds
+on a filesystem and many milliseconds on a loaded S3 server, and the
+two processes must overlap either way."""
 
 import asyncio
 import os
@@ -15,7 +17,7 @@ from zuul_registry.config.loading import load_config
 from zuul_registry.drivers.base import ObjectNotFound
 
 
-async def main(config_path, src, dst, rounds, ready, go):
+async def main(config_path, src, dst, seconds, ready, go):
     driver = make_driver(load_config(config_path).storage)
     await driver.open()
     moved = 0
@@ -23,7 +25,8 @@ async def main(config_path, src, dst, rounds, ready, go):
         open(ready, 'w').close()
         while not os.path.exists(go):
             await asyncio.sleep(0.01)
-        for _ in range(rounds):
+        deadline = asyncio.get_running_loop().time() + seconds
+        while asyncio.get_running_loop().time() < deadline:
             try:
                 await driver.move(src, dst)
                 moved += 1
@@ -38,5 +41,5 @@ async def main(config_path, src, dst, rounds, ready, go):
 
 
 if __name__ == '__main__':
-    config_path, src, dst, rounds, ready, go = sys.argv[1:]
-    asyncio.run(main(config_path, src, dst, int(rounds), ready, go))
+    config_path, src, dst, seconds, ready, go = sys.argv[1:]
+    asyncio.run(main(config_path, src, dst, float(seconds), ready, go))

@@ -19,7 +19,8 @@ from tests.drivers.test_contract import chunks_of
 from zuul_registry.app import make_driver
 from zuul_registry.config.loading import load_config
 
-ROUNDS = 40
+# How long each process moves the object its way.
+SECONDS = 2.0
 DATA = b'moved to and fro by two processes'
 A, Q = 'ns/_blobs/sha256/ab/abc', 'ns/_quarantine/sha256/ab/abc'
 
@@ -84,7 +85,7 @@ def test_moves_racing_from_two_processes_never_lose_the_object(
     for n, (src, dst) in enumerate([(A, Q), (Q, A)]):
         movers.append((tmp_path / ('ready-%d' % n), subprocess.Popen(
             [sys.executable, '-m', 'tests.clients.move_pingpong',
-             str(config_path), src, dst, str(ROUNDS),
+             str(config_path), src, dst, str(SECONDS),
              str(tmp_path / ('ready-%d' % n)), str(go)],
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)))
     try:
