@@ -41,13 +41,14 @@ log = logging.getLogger('zuul_registry.drivers.copy_moves')
 
 
 async def remove_source(source, destination, *, keep, delete, exists,
-                        put_back, drop):
+                        put_back, drop=None):
     """Remove the moved object's `source` once `destination` is published.
 
     The steps are coroutine functions: `keep()` makes the keep (raises
     ObjectNotFound if the source is gone), `delete()` deletes the source,
     `exists()` says whether the destination is there, `put_back(kept)`
-    writes the source again from the keep, `drop(kept)` removes it.
+    writes the source again from the keep, `drop(kept)` removes it (None:
+    the keep is only a list, nothing to remove).
     """
     try:
         kept = await keep()
@@ -61,4 +62,5 @@ async def remove_source(source, destination, *, keep, delete, exists,
                     '(a move back?); the source is put back', source,
                     destination)
         await put_back(kept)
-    await drop(kept)
+    if drop is not None:
+        await drop(kept)

@@ -41,10 +41,7 @@ def _link_steps(driver, src):
 
     async def put_back(segments):
         await s3_links.publish(driver, src, segments)
-
-    async def drop(segments):
-        pass
-    return dict(keep=keep, put_back=put_back, drop=drop)
+    return dict(keep=keep, put_back=put_back)
 
 
 def _copy_steps(driver, src, head):

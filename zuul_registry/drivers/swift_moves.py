@@ -66,8 +66,7 @@ async def _repoint(driver, src, dst, items):
 
     async def put_back(kept):
         await _publish(driver, src, kept)
-    await _remove(driver, src, dst, keep=keep, put_back=put_back,
-                  drop=_nothing)
+    await _remove(driver, src, dst, keep=keep, put_back=put_back)
 
 
 async def _publish(driver, name, entries, *, source=None):
@@ -107,6 +106,3 @@ async def _remove(driver, src, dst, **steps):
         src, dst, delete=lambda: driver.delete_object(src, manifest=False),
         exists=exists, **steps)
 
-
-async def _nothing(kept):
-    pass
