@@ -105,4 +105,3 @@ async def _remove(driver, src, dst, **steps):
     await copy_moves.remove_source(
         src, dst, delete=lambda: driver.delete_object(src, manifest=False),
         exists=exists, **steps)
-
